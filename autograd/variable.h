@@ -1,0 +1,96 @@
+// Reverse-mode autograd. A Variable is a tensor plus, when it needs a gradient, the Node of the
+// op that produced it. Ops record Nodes through apply() (autograd/apply.cpp) which runs the
+// registry's forward and saves what its backward needs; backward() walks the Nodes in reverse
+// topological order, calls each op's hand-written backward and accumulates into the inputs.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/registry.h"
+
+namespace sd {
+
+struct Node;
+
+struct VarImpl {
+  Tensor value;
+  Tensor grad;                 // undefined until a gradient arrives
+  std::shared_ptr<Node> node;  // null for leaves (parameters, inputs)
+  bool requires_grad = false;
+  bool retain_grad = false;    // keep the gradient of a non-leaf after backward (trace)
+  std::string name;
+};
+
+class Variable {
+ public:
+  Variable() = default;
+  explicit Variable(Tensor value, bool requires_grad = false, std::string name = "");
+
+  bool defined() const { return p_ != nullptr; }
+  const Tensor& value() const { return p_->value; }
+  const Tensor& grad() const { return p_->grad; }
+  const Shape& shape() const { return p_->value.shape(); }
+  int64_t dim(int i) const { return p_->value.dim(i); }
+  bool requires_grad() const { return p_ && p_->requires_grad; }
+  bool is_leaf() const { return !p_->node; }
+  const std::string& name() const { return p_->name; }
+
+  void set_grad(Tensor g) { p_->grad = std::move(g); }
+  void set_value(Tensor v) { p_->value = std::move(v); }
+  void retain_grad(std::string name) {
+    p_->retain_grad = true;
+    p_->name = std::move(name);
+  }
+  Variable detach() const { return Variable(p_->value); }
+
+  const std::shared_ptr<VarImpl>& impl() const { return p_; }
+  explicit Variable(std::shared_ptr<VarImpl> p) : p_(std::move(p)) {}
+
+ private:
+  std::shared_ptr<VarImpl> p_;
+};
+
+// What an op recorded: the op (or a view's own backward), its attributes, the saved forward
+// tensors, and links to its inputs and outputs.
+struct Node {
+  std::string op;  // registry op name, or "reshape" for the view
+  Attrs attrs;
+  std::vector<Tensor> saved_in, saved_out;
+  std::vector<std::shared_ptr<VarImpl>> inputs;   // may hold null for absent optional inputs
+  std::vector<std::weak_ptr<VarImpl>> outputs;
+  // Views (reshape) have no kernel: their backward maps output gradients to input gradients.
+  std::function<std::vector<Tensor>(const std::vector<Tensor>&)> view_backward;
+};
+
+// Runs registry op `name` on the variables' values; records a Node when grad mode is on and any
+// differentiable input requires a gradient.
+std::vector<Variable> apply(const std::string& name, const std::vector<Variable>& inputs,
+                            const Attrs& attrs = Attrs::object());
+
+// Reshape as a view (no copy); its gradient is reshaped back.
+Variable reshape(const Variable& x, const Shape& shape);
+
+// Backpropagates from `root` (seeded with ones when `seed` is undefined). Gradients accumulate
+// (+=) into leaves' existing grad tensors, so gradient accumulation over micro-batches is free.
+// Saved tensors are released as each Node is used.
+void backward(const Variable& root, const Tensor& seed = Tensor());
+
+// dst += src, on either backend (gradient accumulation).
+void accumulate(Tensor& dst, const Tensor& src);
+
+// While alive, apply() records nothing (sampling, EMA evaluation).
+class NoGradGuard {
+ public:
+  NoGradGuard();
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+bool grad_enabled();
+
+}  // namespace sd

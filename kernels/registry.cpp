@@ -1,0 +1,241 @@
+#include "kernels/registry.h"
+
+#include <mutex>
+
+#include "kernels/families.h"
+
+namespace sd {
+
+#define SD_DECLARE(F) void register_##F##_ops(Registry&);
+SD_OP_FAMILIES(SD_DECLARE)
+#undef SD_DECLARE
+#ifdef SIMDIFF_WITH_CUDA
+#define SD_DECLARE(F) void register_##F##_cuda(Registry&);
+SD_OP_FAMILIES(SD_DECLARE)
+#undef SD_DECLARE
+#endif
+
+Registry& Registry::get() {
+  static Registry r;
+  static std::once_flag once;
+  std::call_once(once, [] {
+#define SD_CALL(F) register_##F##_ops(r);
+    SD_OP_FAMILIES(SD_CALL)
+#undef SD_CALL
+#ifdef SIMDIFF_WITH_CUDA
+#define SD_CALL(F) register_##F##_cuda(r);
+    SD_OP_FAMILIES(SD_CALL)
+#undef SD_CALL
+#endif
+  });
+  return r;
+}
+
+void Registry::add(OpDef def) {
+  SD_CHECK(find(def.name) == nullptr, "Registry: op '", def.name, "' registered twice");
+  ops_.push_back(std::move(def));
+}
+
+const OpDef* Registry::find(const std::string& name) const {
+  for (auto& d : ops_)
+    if (d.name == name) return &d;
+  return nullptr;
+}
+
+const OpDef& Registry::at(const std::string& name) const {
+  if (const OpDef* d = find(name)) return *d;
+  std::string known;
+  for (auto& d : ops_) known += (known.empty() ? "" : ", ") + d.name;
+  fail("unknown op '", name, "' (known ops: ", known, ")");
+}
+
+OpDef& Registry::mutable_at(const std::string& name) { return const_cast<OpDef&>(at(name)); }
+
+std::vector<const OpDef*> Registry::all() const {
+  std::vector<const OpDef*> v;
+  for (auto& d : ops_) v.push_back(&d);
+  return v;
+}
+
+nlohmann::json Registry::describe() const {
+  nlohmann::json ops = nlohmann::json::array();
+  for (auto& d : ops_) {
+    nlohmann::json j;
+    j["name"] = d.name;
+    j["doc"] = d.doc;
+    j["differentiable"] = d.differentiable();
+    j["backends"] = nlohmann::json::array({"cpu"});
+    if (d.cuda.forward) j["backends"].push_back("cuda");
+    for (auto& i : d.inputs)
+      j["inputs"].push_back({{"name", i.name}, {"doc", i.doc}, {"differentiable", i.differentiable},
+                             {"optional", i.optional}});
+    j["attrs"] = nlohmann::json::array();
+    for (auto& a : d.attrs)
+      j["attrs"].push_back({{"name", a.name}, {"doc", a.doc}, {"default", a.default_value},
+                            {"required", a.default_value.is_null()}});
+    for (auto& o : d.outputs)
+      j["outputs"].push_back({{"name", o.name}, {"doc", o.doc}, {"differentiable", o.differentiable}});
+    ops.push_back(j);
+  }
+  return ops;
+}
+
+Attrs resolve_attrs(const OpDef& def, const Attrs& given) {
+  SD_CHECK(given.is_object() || given.is_null(), def.name, ": attributes must be a JSON object, got ",
+           given.dump());
+  Attrs out = Attrs::object();
+  if (given.is_object())
+    for (auto& [k, v] : given.items()) {
+      bool known = false;
+      for (auto& a : def.attrs) known |= a.name == k;
+      if (!known) {
+        std::string names;
+        for (auto& a : def.attrs) names += (names.empty() ? "" : ", ") + a.name;
+        fail(def.name, ": unknown attribute '", k, "' (known: ", names.empty() ? "none" : names, ")");
+      }
+      out[k] = v;
+    }
+  for (auto& a : def.attrs)
+    if (!out.contains(a.name)) {
+      SD_CHECK(!a.default_value.is_null(), def.name, ": missing required attribute '", a.name,
+               "' (", a.doc, ")");
+      out[a.name] = a.default_value;
+    }
+  return out;
+}
+
+namespace {
+
+Device common_device(const OpDef& def, const std::vector<Tensor>& in) {
+  SD_CHECK(in.size() == def.inputs.size(), def.name, ": expected ", def.inputs.size(),
+           " inputs, got ", in.size());
+  const Tensor* first = nullptr;
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (!in[i].defined()) {
+      SD_CHECK(def.inputs[i].optional, def.name, ": input '", def.inputs[i].name, "' is required");
+      continue;
+    }
+    if (!first) first = &in[i];
+    SD_CHECK(in[i].device() == first->device(), def.name, ": input '", def.inputs[i].name,
+             "' is on ", device_name(in[i].device()), ", expected ", device_name(first->device()),
+             " like the other inputs (got ", in[i].desc(), ")");
+  }
+  return first ? first->device() : Device::CPU;
+}
+
+const Backend& backend_for(const OpDef& def, Device dev) {
+  const Backend& b = dev == Device::CPU ? def.cpu : def.cuda;
+  SD_CHECK(bool(b.forward), def.name, ": no ", device_name(dev), " implementation",
+           dev == Device::CUDA ? " (this build has no CUDA backend, or the op lacks a kernel)" : "");
+  return b;
+}
+
+}  // namespace
+
+std::vector<Tensor> run_forward(const std::string& name, const std::vector<Tensor>& in,
+                                const Attrs& attrs) {
+  const OpDef& def = Registry::get().at(name);
+  Device dev = common_device(def, in);
+  const Backend& be = backend_for(def, dev);
+  Attrs a = resolve_attrs(def, attrs);
+  std::vector<OutMeta> metas = def.infer(in, a);
+  OpCall call{in, {}, a};
+  for (auto& m : metas) call.out.push_back(Tensor::empty(m.shape, m.dtype, dev));
+  be.forward(call);
+  return std::move(call.out);
+}
+
+void run_forward_into(const std::string& name, const std::vector<Tensor>& in,
+                      const std::vector<Tensor>& out, const Attrs& attrs) {
+  const OpDef& def = Registry::get().at(name);
+  Device dev = common_device(def, in);
+  const Backend& be = backend_for(def, dev);
+  Attrs a = resolve_attrs(def, attrs);
+  std::vector<OutMeta> metas = def.infer(in, a);
+  SD_CHECK(out.size() == metas.size(), name, ": expected ", metas.size(), " outputs, got ",
+           out.size());
+  for (size_t j = 0; j < out.size(); ++j)
+    SD_CHECK(out[j].shape() == metas[j].shape && out[j].dtype() == metas[j].dtype &&
+                 out[j].device() == dev,
+             name, ": output '", def.outputs[j].name, "' expected ", shape_str(metas[j].shape),
+             " ", dtype_name(metas[j].dtype), " on ", device_name(dev), ", got ", out[j].desc());
+  OpCall call{in, out, a};
+  be.forward(call);
+}
+
+std::vector<Tensor> run_forward_on(Device device, const std::string& name, const Attrs& attrs) {
+  const OpDef& def = Registry::get().at(name);
+  SD_CHECK(def.inputs.empty(), name, ": run_forward_on is for ops without inputs");
+  const Backend& be = backend_for(def, device);
+  Attrs a = resolve_attrs(def, attrs);
+  std::vector<OutMeta> metas = def.infer({}, a);
+  OpCall call{{}, {}, a};
+  for (auto& m : metas) call.out.push_back(Tensor::empty(m.shape, m.dtype, device));
+  be.forward(call);
+  return std::move(call.out);
+}
+
+std::vector<Tensor> run_backward(const std::string& name, const std::vector<Tensor>& in,
+                                 const std::vector<Tensor>& out,
+                                 const std::vector<Tensor>& grad_out,
+                                 const std::vector<bool>& need, const Attrs& attrs) {
+  const OpDef& def = Registry::get().at(name);
+  Device dev = common_device(def, in);
+  const Backend& be = backend_for(def, dev);
+  SD_CHECK(bool(be.backward), name, ": op is not differentiable");
+  SD_CHECK(out.size() == def.outputs.size() && grad_out.size() == def.outputs.size(), name,
+           ": backward expects ", def.outputs.size(), " outputs and output gradients, got ",
+           out.size(), " and ", grad_out.size());
+  SD_CHECK(need.size() == in.size(), name, ": backward needs one flag per input");
+  for (size_t j = 0; j < out.size(); ++j)
+    if (grad_out[j].defined())
+      SD_CHECK(grad_out[j].shape() == out[j].shape() && grad_out[j].dtype() == out[j].dtype() &&
+                   grad_out[j].device() == out[j].device(),
+               name, ": gradient of output '", def.outputs[j].name, "' expected ", out[j].desc(),
+               ", got ", grad_out[j].desc());
+  Attrs a = resolve_attrs(def, attrs);
+  GradCall call{in, out, grad_out, {}, a};
+  for (size_t i = 0; i < in.size(); ++i) {
+    bool want = need[i] && in[i].defined() && def.inputs[i].differentiable;
+    call.grad_in.push_back(want ? Tensor::empty(in[i].shape(), in[i].dtype(), dev) : Tensor());
+  }
+  be.backward(call);
+  return std::move(call.grad_in);
+}
+
+void expect_defined(const std::string& op, const std::string& arg, const Tensor& t) {
+  SD_CHECK(t.defined(), op, ": input '", arg, "' is required");
+}
+
+void expect_ndim(const std::string& op, const std::string& arg, const Tensor& t, int ndim) {
+  SD_CHECK(t.ndim() == ndim, op, ": '", arg, "' expected ", ndim, " dimensions, got ", t.desc());
+}
+
+void expect_shape(const std::string& op, const std::string& arg, const Tensor& t,
+                  const Shape& shape) {
+  SD_CHECK(t.shape() == shape, op, ": '", arg, "' expected shape ", shape_str(shape), ", got ",
+           t.desc());
+}
+
+void expect_float(const std::string& op, const std::string& arg, const Tensor& t) {
+  SD_CHECK(t.dtype() == DType::F32 || t.dtype() == DType::F64 ||
+               (t.dtype() == DType::BF16 && t.device() == Device::CUDA),
+           op, ": '", arg, "' expected a floating-point tensor (f32, f64 on cpu), got ", t.desc());
+}
+
+void expect_dtype(const std::string& op, const std::string& arg, const Tensor& t, DType d) {
+  SD_CHECK(t.dtype() == d, op, ": '", arg, "' expected dtype ", dtype_name(d), ", got ", t.desc());
+}
+
+void expect_same_dtype(const std::string& op, const std::string& arg, const Tensor& t,
+                       const Tensor& ref) {
+  SD_CHECK(t.dtype() == ref.dtype(), op, ": '", arg, "' expected dtype ", dtype_name(ref.dtype()),
+           " like the first input, got ", t.desc());
+}
+
+void expect_attr(const std::string& op, const std::string& attr, bool ok,
+                 const std::string& expected, const nlohmann::json& got) {
+  SD_CHECK(ok, op, ": attribute '", attr, "' expected ", expected, ", got ", got.dump());
+}
+
+}  // namespace sd

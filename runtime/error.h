@@ -1,0 +1,41 @@
+// One exception type for the whole engine. Messages name the op or file, the argument, and
+// expected vs got, so a user can fix their input without reading our source.
+#pragma once
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace sd {
+
+struct Error : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+namespace detail {
+template <class T>
+void put(std::ostringstream& os, const T& v) { os << v; }
+template <class T>
+void put(std::ostringstream& os, const std::vector<T>& v) {
+  os << '[';
+  for (size_t i = 0; i < v.size(); ++i) os << (i ? ", " : "") << v[i];
+  os << ']';
+}
+template <class... A>
+std::string cat(const A&... a) {
+  std::ostringstream os;
+  (put(os, a), ...);
+  return os.str();
+}
+}  // namespace detail
+
+template <class... A>
+[[noreturn]] void fail(const A&... a) { throw Error(detail::cat(a...)); }
+
+}  // namespace sd
+
+// SD_CHECK(cond, "op: argument 'x' expected ", a, " got ", b)
+#define SD_CHECK(cond, ...)                      \
+  do {                                           \
+    if (!(cond)) ::sd::fail(__VA_ARGS__);        \
+  } while (0)

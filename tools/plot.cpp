@@ -1,0 +1,181 @@
+#include "tools/plot.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "runtime/error.h"
+
+namespace sd {
+namespace {
+
+const char* const kRawStyle = "stroke=\"#9ecae1\" stroke-width=\"1\"";
+const char* const kEmaStyle = "stroke=\"#08519c\" stroke-width=\"2\"";
+
+struct Pt {
+  double x, y;  // y already on the plotted scale (log10 for a log axis)
+};
+
+std::string xml_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '&') out += "&amp;";
+    else if (c == '<') out += "&lt;";
+    else if (c == '>') out += "&gt;";
+    else if (c == '"') out += "&quot;";
+    else out += c;
+  }
+  return out;
+}
+
+std::string num(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", std::abs(v) < 1e-12 ? 0.0 : v);
+  return buf;
+}
+
+// 1, 2 or 5 times a power of ten, close to range / target.
+double nice_step(double range, int target) {
+  double raw = range / target, p = std::pow(10.0, std::floor(std::log10(raw)));
+  double m = raw / p;
+  return (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10) * p;
+}
+
+std::vector<double> linear_ticks(double lo, double hi, int target) {
+  double step = nice_step(hi - lo, target);
+  std::vector<double> t;
+  for (double v = std::ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) t.push_back(v);
+  return t;
+}
+
+// Tick positions in log10 units: whole decades (every k-th when many are in view), plus 2x and
+// 5x when fewer than three decades show (otherwise a narrow range gets one tick or none).
+std::vector<double> log_ticks(double lo, double hi) {
+  double first = std::ceil(lo), last = std::floor(hi);
+  double decades = last - first + 1, every = std::max(1.0, std::ceil(decades / 8));
+  std::vector<double> t;
+  for (double e = std::floor(lo); e <= last; ++e)
+    for (double m : {1.0, 2.0, 5.0}) {
+      if (m == 1 ? std::fmod(e - first, every) != 0 : decades >= 3) continue;
+      double v = e + std::log10(m);
+      if (v >= lo - 1e-9 && v <= hi + 1e-9) t.push_back(v);
+    }
+  if (t.size() < 2) {  // less than a factor 2.5 in view: linear ticks, placed on the log scale
+    t.clear();
+    for (double v : linear_ticks(std::pow(10.0, lo), std::pow(10.0, hi), 4))
+      if (v > 0) t.push_back(std::log10(v));
+  }
+  return t;
+}
+
+// Bias-corrected exponential moving average (the correction stops the curve starting at 0).
+std::vector<Pt> ema(const std::vector<Pt>& pts, double a) {
+  std::vector<Pt> out;
+  double acc = 0, weight = 0;
+  for (const Pt& p : pts) {
+    acc = a * acc + (1 - a) * p.y;
+    weight = a * weight + (1 - a);
+    out.push_back({p.x, acc / weight});
+  }
+  return out;
+}
+
+}  // namespace
+
+void write_loss_svg(const std::string& path, const std::vector<std::pair<int64_t, double>>& points,
+                    const std::string& title, const PlotOptions& opt) {
+  SD_CHECK(opt.width >= 200 && opt.height >= 150, "write_loss_svg '", path,
+           "': chart must be at least 200x150, got ", opt.width, "x", opt.height);
+  SD_CHECK(opt.smoothing >= 0 && opt.smoothing < 1, "write_loss_svg '", path,
+           "': smoothing must be in [0, 1), got ", opt.smoothing);
+
+  std::vector<Pt> pts;
+  for (const auto& [x, y] : points)
+    if (std::isfinite(y) && (!opt.log_y || y > 0))
+      pts.push_back({double(x), opt.log_y ? std::log10(y) : y});
+  std::stable_sort(pts.begin(), pts.end(), [](const Pt& a, const Pt& b) { return a.x < b.x; });
+
+  const double left = 72, right = 24, top = 44, bottom = 52;
+  const double W = opt.width, H = opt.height, pw = W - left - right, ph = H - top - bottom;
+  std::ostringstream svg;
+  svg << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
+      << "\" viewBox=\"0 0 " << W << ' ' << H << "\" font-family=\"sans-serif\" font-size=\"12\">\n"
+      << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n"
+      << "<text x=\"" << W / 2 << "\" y=\"26\" text-anchor=\"middle\" font-size=\"16\">"
+      << xml_escape(title) << "</text>\n";
+
+  if (pts.empty()) {
+    svg << "<text x=\"" << W / 2 << "\" y=\"" << H / 2
+        << "\" text-anchor=\"middle\" fill=\"#888\">no data</text>\n";
+  } else {
+    double x0 = pts.front().x, x1 = pts.back().x, y0 = pts[0].y, y1 = pts[0].y;
+    for (const Pt& p : pts) {
+      y0 = std::min(y0, p.y);
+      y1 = std::max(y1, p.y);
+    }
+    if (x1 == x0) {  // a single step: give the axis some width
+      x0 -= 1;
+      x1 += 1;
+    }
+    // Headroom; a flat series gets +-half a decade (log) or +-10% (linear) around its value.
+    double margin = y1 > y0 ? (y1 - y0) * 0.05 : opt.log_y ? 0.5 : y0 != 0 ? std::abs(y0) * 0.1 : 1;
+    y0 -= margin;
+    y1 += margin;
+    auto sx = [&](double x) { return left + (x - x0) / (x1 - x0) * pw; };
+    auto sy = [&](double y) { return top + (y1 - y) / (y1 - y0) * ph; };
+
+    // Grid and tick labels.
+    svg << "<g stroke=\"#e6e6e6\">\n";
+    std::vector<double> xt = linear_ticks(x0, x1, 6);
+    std::vector<double> yt = opt.log_y ? log_ticks(y0, y1) : linear_ticks(y0, y1, 6);
+    for (double x : xt)
+      svg << "<line x1=\"" << sx(x) << "\" y1=\"" << top << "\" x2=\"" << sx(x) << "\" y2=\""
+          << top + ph << "\"/>\n";
+    for (double y : yt)
+      svg << "<line x1=\"" << left << "\" y1=\"" << sy(y) << "\" x2=\"" << left + pw << "\" y2=\""
+          << sy(y) << "\"/>\n";
+    svg << "</g>\n<g fill=\"#333\">\n";
+    for (double x : xt)
+      svg << "<text x=\"" << sx(x) << "\" y=\"" << top + ph + 18 << "\" text-anchor=\"middle\">"
+          << num(x) << "</text>\n";
+    for (double y : yt)
+      svg << "<text x=\"" << left - 6 << "\" y=\"" << sy(y) + 4 << "\" text-anchor=\"end\">"
+          << num(opt.log_y ? std::pow(10.0, y) : y) << "</text>\n";
+    svg << "<text x=\"" << left + pw / 2 << "\" y=\"" << H - 10 << "\" text-anchor=\"middle\">"
+        << xml_escape(opt.x_label) << "</text>\n"
+        << "<text transform=\"translate(16," << top + ph / 2
+        << ") rotate(-90)\" text-anchor=\"middle\">" << xml_escape(opt.y_label)
+        << (opt.log_y ? " (log)" : "") << "</text>\n</g>\n";
+    svg << "<rect x=\"" << left << "\" y=\"" << top << "\" width=\"" << pw << "\" height=\"" << ph
+        << "\" fill=\"none\" stroke=\"#333\"/>\n";
+
+    auto polyline = [&](const std::vector<Pt>& line, const char* style) {
+      svg << "<polyline fill=\"none\" " << style << " points=\"";
+      for (const Pt& p : line) svg << num(sx(p.x)) << ',' << num(sy(p.y)) << ' ';
+      svg << "\"/>\n";
+    };
+    polyline(pts, kRawStyle);
+    if (opt.smoothing > 0) {
+      polyline(ema(pts, opt.smoothing), kEmaStyle);
+      // Legend, top right inside the frame.
+      double lx = left + pw - 120, ly = top + 16;
+      svg << "<g fill=\"#333\">\n<line x1=\"" << lx << "\" y1=\"" << ly << "\" x2=\"" << lx + 20
+          << "\" y2=\"" << ly << "\" " << kRawStyle << "/>\n<text x=\"" << lx + 26 << "\" y=\""
+          << ly + 4 << "\">raw</text>\n<line x1=\"" << lx << "\" y1=\"" << ly + 18 << "\" x2=\""
+          << lx + 20 << "\" y2=\"" << ly + 18 << "\" " << kEmaStyle << "/>\n<text x=\"" << lx + 26
+          << "\" y=\"" << ly + 22 << "\">EMA " << num(opt.smoothing) << "</text>\n</g>\n";
+    }
+  }
+  svg << "</svg>\n";
+
+  std::ofstream f(path, std::ios::binary);
+  f << svg.str();
+  f.close();
+  if (!f) fail("write_loss_svg: cannot write '", path, "': ", std::strerror(errno));
+}
+
+}  // namespace sd
