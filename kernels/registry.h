@@ -96,6 +96,7 @@ struct OpDef {
   // Floating-point operations of one forward call, for TFLOP/s in benchmarks (matmul, attention,
   // conv); empty for memory-bound ops, which are reported in GB/s of inputs + outputs.
   std::function<double(const std::vector<Tensor>&, const Attrs&)> flops;
+  double backward_flops_ratio = 2.0;  // GEMM-like: two products per forward one (attention: 2.5)
   bool differentiable() const { return bool(cpu.backward); }
   // CUDA-vs-CPU relative error bound for f32 (the default suits exact-order elementwise work;
   // reductions over long axes and GEMMs state their own, with the reason, in their OpDef).

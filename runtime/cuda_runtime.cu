@@ -155,8 +155,8 @@ void device_fill_f64(double* p, size_t n, double v) {
   CUDA_CHECK_LAUNCH();
 }
 
-void device_convert(const void* src, int sd_, int dst, int dd, size_t n) {
-  auto s = DType(sd_), d = DType(dd);
+void device_convert(const void* src, int src_dtype, void* dst, int dst_dtype, size_t n) {
+  auto s = DType(src_dtype), d = DType(dst_dtype);
   unsigned g = cuda::grid_for(int64_t(n), 256);
   auto st = cuda::stream();
   int64_t N = int64_t(n);

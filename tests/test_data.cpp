@@ -3,7 +3,6 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>

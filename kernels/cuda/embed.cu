@@ -1,4 +1,133 @@
+// CUDA backend of the embed family (math in kernels/cpu/embed.cpp), f32.
+//   embedding: y[b, d] = table[idx[b], d], one thread per output element (row reads coalesced).
+//     The indices were range-checked on the host by infer(); the kernels still skip an invalid
+//     index rather than touch memory outside the table. Backward: zero dtable, then atomicAdd
+//     each g[b, d] into its row (rows may repeat within a batch).
+//   sinusoidal_embedding: one thread per (b, i) pair writes cos and sin; angles in double like
+//     the CPU. Backward: one warp per sample sums its dim/2 terms in double (shuffle reduction).
+//   dropout: one thread per Philox block of 4 words = 4 consecutive elements, so each block is
+//     computed once; the backward regenerates the same mask from (seed, offset).
 #include "kernels/cuda/common.cuh"
+#include "runtime/philox.h"
+
 namespace sd {
-void register_embed_cuda(Registry&) {}  // PLACEHOLDER: being written
+namespace {
+
+void check_f32(const std::string& op, const Tensor& t) {
+  SD_CHECK(t.dtype() == DType::F32, op, ": the cuda backend computes this op in f32, got ",
+           t.desc());
+}
+
+__global__ void embedding_kernel(const float* table, const int32_t* idx, float* y, int64_t B,
+                                 int64_t D, int64_t V) {
+  CUDA_LOOP(i, B * D) {
+    int64_t row = idx[i / D];
+    y[i] = (row >= 0 && row < V) ? table[row * D + i % D] : NAN;
+  }
+}
+
+__global__ void embedding_grad_kernel(const float* g, const int32_t* idx, float* dt, int64_t B,
+                                      int64_t D, int64_t V) {
+  CUDA_LOOP(i, B * D) {
+    int64_t row = idx[i / D];
+    if (row >= 0 && row < V) atomicAdd(dt + row * D + i % D, g[i]);
+  }
+}
+
+__global__ void sinusoidal_kernel(const float* x, float* y, int64_t B, int64_t h, double lp) {
+  CUDA_LOOP(t, B * h) {
+    int64_t b = t / h, i = t % h;
+    double ang = double(x[b]) * exp(-lp * double(i) / double(h));
+    y[b * 2 * h + i] = float(cos(ang));
+    y[b * 2 * h + h + i] = float(sin(ang));
+  }
+}
+
+// Warp w of the grid handles samples w, w + warps, ...; the warp loop bound is uniform, so every
+// lane reaches the shuffles.
+__global__ void sinusoidal_grad_kernel(const float* x, const float* g, float* dx, int64_t B,
+                                       int64_t h, double lp) {
+  int64_t warp = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32;
+  int64_t warps = int64_t(gridDim.x) * blockDim.x / 32;
+  int lane = threadIdx.x % 32;
+  for (int64_t b = warp; b < B; b += warps) {
+    double acc = 0;
+    for (int64_t i = lane; i < h; i += 32) {
+      double f = exp(-lp * double(i) / double(h)), ang = double(x[b]) * f;
+      acc += f * (cos(ang) * double(g[b * 2 * h + h + i]) - sin(ang) * double(g[b * 2 * h + i]));
+    }
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_down_sync(0xffffffffu, acc, o);
+    if (lane == 0) dx[b] = float(acc);
+  }
+}
+
+__global__ void dropout_kernel(const float* x, float* y, int64_t n, double p, float s,
+                               uint64_t seed, uint64_t offset) {
+  CUDA_LOOP(j, (n + 3) / 4) {
+    PhiloxBlock blk = philox_block(seed, offset, uint64_t(j));
+#pragma unroll
+    for (int lane = 0; lane < 4; ++lane) {
+      int64_t i = 4 * j + lane;
+      if (i < n) y[i] = double(philox_u01(blk.v[lane])) >= p ? x[i] * s : 0.f;
+    }
+  }
+}
+
+void launch_dropout(const Tensor& src, const Tensor& dst, const Attrs& a) {
+  check_f32("dropout", src);
+  double p = a["p"].get<double>();
+  int64_t n = src.numel();
+  dropout_kernel<<<cuda::grid_for((n + 3) / 4, 256), 256, 0, cuda::stream()>>>(
+      src.data<float>(), dst.data<float>(), n, p, float(1.0 / (1.0 - p)),
+      a["seed"].get<uint64_t>(), a["offset"].get<uint64_t>());
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void register_embed_cuda(Registry& r) {
+  r.mutable_at("embedding").cuda = {
+      [](OpCall& c) {
+        check_f32("embedding", c.in[0]);
+        int64_t B = c.in[1].numel(), V = c.in[0].shape()[0], D = c.in[0].shape()[1];
+        embedding_kernel<<<cuda::grid_for(B * D, 256), 256, 0, cuda::stream()>>>(
+            c.in[0].data<float>(), c.in[1].data<int32_t>(), c.out[0].data<float>(), B, D, V);
+        CUDA_CHECK_LAUNCH();
+      },
+      [](GradCall& c) {
+        if (!c.grad_in[0].defined()) return;
+        int64_t B = c.in[1].numel(), V = c.in[0].shape()[0], D = c.in[0].shape()[1];
+        c.grad_in[0].zero_();
+        embedding_grad_kernel<<<cuda::grid_for(B * D, 256), 256, 0, cuda::stream()>>>(
+            c.grad_out[0].data<float>(), c.in[1].data<int32_t>(), c.grad_in[0].data<float>(), B,
+            D, V);
+        CUDA_CHECK_LAUNCH();
+      }};
+
+  r.mutable_at("sinusoidal_embedding").cuda = {
+      [](OpCall& c) {
+        check_f32("sinusoidal_embedding", c.in[0]);
+        int64_t B = c.in[0].numel(), h = c.attrs["dim"].get<int64_t>() / 2;
+        double lp = std::log(c.attrs["max_period"].get<double>());
+        sinusoidal_kernel<<<cuda::grid_for(B * h, 256), 256, 0, cuda::stream()>>>(
+            c.in[0].data<float>(), c.out[0].data<float>(), B, h, lp);
+        CUDA_CHECK_LAUNCH();
+      },
+      [](GradCall& c) {
+        if (!c.grad_in[0].defined()) return;
+        int64_t B = c.in[0].numel(), h = c.attrs["dim"].get<int64_t>() / 2;
+        double lp = std::log(c.attrs["max_period"].get<double>());
+        sinusoidal_grad_kernel<<<cuda::grid_for(B * 32, 256), 256, 0, cuda::stream()>>>(
+            c.in[0].data<float>(), c.grad_out[0].data<float>(), c.grad_in[0].data<float>(), B, h,
+            lp);
+        CUDA_CHECK_LAUNCH();
+      }};
+
+  r.mutable_at("dropout").cuda = {
+      [](OpCall& c) { launch_dropout(c.in[0], c.out[0], c.attrs); },
+      [](GradCall& c) {
+        if (c.grad_in[0].defined()) launch_dropout(c.grad_out[0], c.grad_in[0], c.attrs);
+      }};
+}
+
 }  // namespace sd

@@ -1,4 +1,46 @@
+// CUDA backend of the random family (definitions in kernels/cpu/random.cpp): the same Philox
+// stream functions as the host, so element i matches the CPU draw (exactly for uniforms, to an
+// ulp or so for normals, whose double log/sin/cos come from a different math library).
+// Uniform: one thread per Philox block of 4 words writes 4 consecutive elements (one block
+// computed per 4 outputs). Normal: one thread per element through philox_normal itself, so the
+// definition lives in one place; Box-Muller's transcendentals dominate its cost anyway.
 #include "kernels/cuda/common.cuh"
+#include "runtime/philox.h"
+
 namespace sd {
-void register_random_cuda(Registry&) {}  // PLACEHOLDER: being written
+namespace {
+
+__global__ void uniform_kernel(float* y, int64_t n, uint64_t seed, uint64_t offset) {
+  CUDA_LOOP(j, (n + 3) / 4) {
+    PhiloxBlock blk = philox_block(seed, offset, uint64_t(j));
+#pragma unroll
+    for (int lane = 0; lane < 4; ++lane)
+      if (4 * j + lane < n) y[4 * j + lane] = philox_u01(blk.v[lane]);
+  }
+}
+
+__global__ void normal_kernel(float* y, int64_t n, uint64_t seed, uint64_t offset) {
+  CUDA_LOOP(i, n) y[i] = philox_normal(seed, offset, uint64_t(i));
+}
+
+template <bool kNormal>
+void draw(OpCall& c) {
+  int64_t n = c.out[0].numel();
+  uint64_t seed = c.attrs["seed"].get<uint64_t>(), off = c.attrs["offset"].get<uint64_t>();
+  if (kNormal)
+    normal_kernel<<<cuda::grid_for(n, 256), 256, 0, cuda::stream()>>>(c.out[0].data<float>(), n,
+                                                                      seed, off);
+  else
+    uniform_kernel<<<cuda::grid_for((n + 3) / 4, 256), 256, 0, cuda::stream()>>>(
+        c.out[0].data<float>(), n, seed, off);
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void register_random_cuda(Registry& r) {
+  r.mutable_at("random_normal").cuda = {draw<true>, {}};
+  r.mutable_at("random_uniform").cuda = {draw<false>, {}};
+}
+
 }  // namespace sd

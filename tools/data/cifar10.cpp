@@ -55,6 +55,7 @@ class Cifar10Dataset : public Dataset {
 
 std::unique_ptr<Dataset> open_cifar10(const std::string& dir, Split split, int resolution,
                                       int channels) {
+  check_open_args("cifar10", resolution, channels);
   SD_CHECK(fs::is_directory(dir), "cifar10: directory '", dir, "' does not exist");
   std::vector<std::string> train, test;
   for (int i = 1; i <= 5; ++i) {

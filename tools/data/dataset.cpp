@@ -12,20 +12,21 @@ void Dataset::get(int64_t index, float* chw_out, int32_t* label) const {
   get_unchecked(index, chw_out, label);
 }
 
-namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+void check_open_args(const char* kind, int resolution, int channels) {
+  SD_CHECK(resolution > 0, kind, ": resolution must be positive, got ", resolution);
+  SD_CHECK(channels == 0 || channels == 1 || channels == 3, kind,
+           ": channels must be 0 (dataset's own), 1 or 3, got ", channels);
 }
+
+namespace {
 
 // "DIR", "DIR:train" or "DIR:test" -> (DIR, split).
 std::pair<std::string, Split> split_suffix(std::string arg) {
   Split split = Split::Default;
-  if (ends_with(arg, ":train")) {
+  if (arg.ends_with(":train")) {
     split = Split::Train;
     arg.resize(arg.size() - 6);
-  } else if (ends_with(arg, ":test")) {
+  } else if (arg.ends_with(":test")) {
     split = Split::Test;
     arg.resize(arg.size() - 5);
   }
@@ -43,10 +44,7 @@ int64_t parse_count(const std::string& spec, const std::string& text) {
 }  // namespace
 
 std::unique_ptr<Dataset> open_dataset(const std::string& spec, int resolution, int channels) {
-  SD_CHECK(resolution > 0, "dataset spec '", spec, "': resolution must be positive, got ",
-           resolution);
-  SD_CHECK(channels == 0 || channels == 1 || channels == 3, "dataset spec '", spec,
-           "': channels must be 0 (dataset's own), 1 or 3, got ", channels);
+  check_open_args(spec.c_str(), resolution, channels);
   size_t colon = spec.find(':');
   std::string kind = spec.substr(0, colon);
   std::string arg = colon == std::string::npos ? "" : spec.substr(colon + 1);

@@ -35,7 +35,8 @@ class Dataset {
 };
 
 // Opens a dataset from a spec string:
-//   shapes | shapes:N             built-in procedural coloured shapes (shapes.h), N = 50000
+//   shapes | shapes:N             built-in procedural coloured shapes (shapes.h), N images
+//                                 (default 50000)
 //   mnist:DIR[:train|:test]       MNIST IDX files (plain or .gz)
 //   cifar10:DIR[:train|:test]     CIFAR-10 binary batches
 //   folder:DIR                    ImageFolder: one subfolder per class, PNG/JPEG/BMP files
@@ -55,5 +56,8 @@ std::unique_ptr<Dataset> open_mnist(const std::string& dir, Split split, int res
 std::unique_ptr<Dataset> open_cifar10(const std::string& dir, Split split, int resolution,
                                       int channels);
 std::unique_ptr<Dataset> open_folder(const std::string& dir, int resolution, int channels);
+
+// Throws sd::Error unless resolution > 0 and channels is 0, 1 or 3 (shared by the openers).
+void check_open_args(const char* kind, int resolution, int channels);
 
 }  // namespace sd

@@ -23,8 +23,11 @@ bool is_image_file(const fs::path& p) {
 }
 
 std::vector<fs::path> sorted_entries(const fs::path& dir) {
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec);
+  if (ec) fail("folder: cannot list '", dir.string(), "': ", ec.message());
   std::vector<fs::path> v;
-  for (const fs::directory_entry& e : fs::directory_iterator(dir)) v.push_back(e.path());
+  for (const fs::directory_entry& e : it) v.push_back(e.path());
   std::sort(v.begin(), v.end());
   return v;
 }
@@ -34,7 +37,8 @@ class FolderDataset : public Dataset {
   FolderDataset(const std::string& dir, int res, int ch) : res_(res), channels_(ch == 0 ? 3 : ch) {
     SD_CHECK(fs::is_directory(dir), "folder: directory '", dir, "' does not exist");
     for (const fs::path& sub : sorted_entries(dir)) {
-      if (!fs::is_directory(sub)) continue;
+      // Hidden folders (.git, .ipynb_checkpoints) are tool debris, not classes.
+      if (!fs::is_directory(sub) || sub.filename().string().starts_with('.')) continue;
       int32_t label = int32_t(names_.size());
       size_t before = files_.size();
       for (const fs::path& f : sorted_entries(sub))
@@ -78,6 +82,7 @@ class FolderDataset : public Dataset {
 }  // namespace
 
 std::unique_ptr<Dataset> open_folder(const std::string& dir, int resolution, int channels) {
+  check_open_args("folder", resolution, channels);
   return std::make_unique<FolderDataset>(dir, resolution, channels);
 }
 

@@ -1,5 +1,6 @@
 // MNIST (and IDX-compatible sets such as Fashion-MNIST) from the original IDX files.
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <vector>
 
@@ -18,6 +19,12 @@ uint32_t be32(const uint8_t* p) {
   return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3];
 }
 
+std::string hex32(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%08x", v);
+  return buf;
+}
+
 // An IDX file of unsigned bytes: magic 0x0000 0x08 ndim, ndim big-endian u32 sizes, then data.
 struct Idx {
   std::vector<uint8_t> bytes;
@@ -33,8 +40,8 @@ Idx read_idx(const std::string& path, int ndim) {
   SD_CHECK(b.size() >= header, "MNIST file '", path, "': ", b.size(),
            " bytes, too short for an IDX header of ", header, " bytes");
   uint32_t magic = be32(b.data()), want = 0x0800u + uint32_t(ndim);
-  SD_CHECK(magic == want, "MNIST file '", path, "': IDX magic at offset 0 is ", magic,
-           ", expected ", want, " (unsigned bytes, ", ndim, " dimensions)");
+  SD_CHECK(magic == want, "MNIST file '", path, "': IDX magic at offset 0 is ", hex32(magic),
+           ", expected ", hex32(want), " (unsigned bytes, ", ndim, " dimensions)");
   unsigned __int128 count = 1;  // garbage headers may declare more than 2^64 bytes
   for (int i = 0; i < ndim; ++i) {
     idx.dims.push_back(be32(b.data() + 4 + 4 * i));
@@ -100,6 +107,7 @@ std::string find_file(const fs::path& dir, const std::string& stem) {
 
 std::unique_ptr<Dataset> open_mnist(const std::string& dir, Split split, int resolution,
                                     int channels) {
+  check_open_args("mnist", resolution, channels);
   SD_CHECK(fs::is_directory(dir), "mnist: directory '", dir, "' does not exist");
   auto try_split = [&](const char* prefix) -> std::unique_ptr<Dataset> {
     std::string images = find_file(dir, std::string(prefix) + "-images-idx3-ubyte");

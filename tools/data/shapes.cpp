@@ -91,7 +91,7 @@ const char* shape_name(ShapeKind k) {
 
 ShapeKind render_shape(uint64_t seed, int64_t index, int res, int channels, float* out) {
   SD_CHECK(res > 0 && (channels == 1 || channels == 3),
-           "render_shape: expected res > 0 and 1 or 3 ", "channels, got res ", res, ", channels ",
+           "render_shape: expected res > 0 and 1 or 3 channels, got res ", res, ", channels ",
            channels);
   // Classes cycle with the index so every class has the same count (+-1) in any prefix.
   ShapeKind kind = ShapeKind(index % kKinds);

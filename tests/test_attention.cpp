@@ -1,0 +1,249 @@
+// Attention against the textbook computation with the explicit N x N matrix (double), numerical
+// stability, argument errors, and the CUDA bf16 path against the f32 CPU reference.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "kernels/op_inputs.h"
+#include "kernels/registry.h"
+
+namespace sd {
+namespace {
+
+std::vector<double> to_doubles(const Tensor& t) {
+  Tensor d = t.to(Device::CPU).to(DType::F64);
+  return std::vector<double>(d.data<double>(), d.data<double>() + d.numel());
+}
+
+struct Naive {
+  std::vector<double> out, lse, dq, dk, dv;
+};
+
+// softmax(s Q K^T) V with the full score matrix per head, and its gradients from the softmax
+// Jacobian: dS_ij = P_ij (dP_ij - sum_k P_ik dP_ik).
+Naive naive_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& g,
+                      double s) {
+  std::vector<double> Q = to_doubles(q), K = to_doubles(k), V = to_doubles(v), G = to_doubles(g);
+  int64_t BH = q.dim(0) * q.dim(1), N = q.dim(2), D = q.dim(3);
+  Naive r;
+  for (auto* x : {&r.out, &r.dq, &r.dk, &r.dv}) x->assign(size_t(BH * N * D), 0.0);
+  r.lse.assign(size_t(BH * N), 0.0);
+  std::vector<double> P(size_t(N * N)), dS(size_t(N * N));
+  for (int64_t bh = 0; bh < BH; ++bh) {
+    auto at = [&](const std::vector<double>& t, int64_t i, int64_t d) {
+      return t[size_t((bh * N + i) * D + d)];
+    };
+    auto ref = [&](std::vector<double>& t, int64_t i, int64_t d) -> double& {
+      return t[size_t((bh * N + i) * D + d)];
+    };
+    for (int64_t i = 0; i < N; ++i) {
+      double mx = -INFINITY;
+      for (int64_t j = 0; j < N; ++j) {
+        double dot = 0;
+        for (int64_t d = 0; d < D; ++d) dot += at(Q, i, d) * at(K, j, d);
+        P[size_t(i * N + j)] = s * dot;
+        mx = std::max(mx, s * dot);
+      }
+      double sum = 0;
+      for (int64_t j = 0; j < N; ++j) sum += std::exp(P[size_t(i * N + j)] - mx);
+      r.lse[size_t(bh * N + i)] = mx + std::log(sum);
+      for (int64_t j = 0; j < N; ++j) P[size_t(i * N + j)] = std::exp(P[size_t(i * N + j)] - mx) / sum;
+      for (int64_t j = 0; j < N; ++j)
+        for (int64_t d = 0; d < D; ++d) ref(r.out, i, d) += P[size_t(i * N + j)] * at(V, j, d);
+      double row = 0;
+      for (int64_t j = 0; j < N; ++j) {
+        double dp = 0;
+        for (int64_t d = 0; d < D; ++d) dp += at(G, i, d) * at(V, j, d);
+        dS[size_t(i * N + j)] = dp;
+        row += P[size_t(i * N + j)] * dp;
+      }
+      for (int64_t j = 0; j < N; ++j)
+        dS[size_t(i * N + j)] = P[size_t(i * N + j)] * (dS[size_t(i * N + j)] - row);
+    }
+    for (int64_t i = 0; i < N; ++i)
+      for (int64_t j = 0; j < N; ++j)
+        for (int64_t d = 0; d < D; ++d) {
+          double p = P[size_t(i * N + j)], ds = dS[size_t(i * N + j)];
+          ref(r.dq, i, d) += s * ds * at(K, j, d);
+          ref(r.dk, j, d) += s * ds * at(Q, i, d);
+          ref(r.dv, j, d) += p * at(G, i, d);
+        }
+  }
+  return r;
+}
+
+// max |got - want| / max |want|
+double rel_err(const Tensor& got, const std::vector<double>& want) {
+  std::vector<double> a = to_doubles(got);
+  double num = 0, den = 1e-300;
+  for (size_t i = 0; i < a.size(); ++i) {
+    num = std::max(num, std::abs(a[i] - want[i]));
+    den = std::max(den, std::abs(want[i]));
+  }
+  return num / den;
+}
+
+std::vector<Tensor> random_qkvg(const Shape& s, DType dt, double qk_range, uint64_t seed) {
+  std::vector<Tensor> t;
+  for (uint64_t i = 0; i < 4; ++i) {
+    Tensor x = random_uniform_tensor(s, seed, i, DType::F64);
+    if (i < 2) {
+      double* p = x.data<double>();
+      for (int64_t e = 0; e < x.numel(); ++e) p[e] *= qk_range;
+    }
+    t.push_back(x.to(dt));
+  }
+  return t;
+}
+
+template <class F>
+void expect_error_containing(F&& f, const std::string& needle) {
+  try {
+    f();
+    ADD_FAILURE() << "expected sd::Error containing '" << needle << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
+        << "message: " << e.what() << "\nexpected to contain: " << needle;
+  }
+}
+
+struct Case {
+  Shape shape;
+  double scale;  // attribute value (0: 1/sqrt(D))
+};
+
+TEST(Attention, MatchesNaiveSoftmaxInDoubleAndFloat) {
+  for (Case c : {Case{{2, 3, 70, 8}, 0.0}, Case{{1, 2, 5, 4}, 0.9}, Case{{1, 1, 131, 16}, -0.2}}) {
+    double s = c.scale == 0 ? 1 / std::sqrt(double(c.shape[3])) : c.scale;
+    for (DType dt : {DType::F64, DType::F32}) {
+      double tol = dt == DType::F64 ? 1e-12 : 2e-6;
+      auto t = random_qkvg(c.shape, dt, 2.0, 11);
+      Naive want = naive_attention(t[0], t[1], t[2], t[3], s);
+      auto out = run_forward("attention", {t[0], t[1], t[2]}, {{"scale", c.scale}});
+      ASSERT_EQ(out[1].shape(), Shape({c.shape[0], c.shape[1], c.shape[2]}));
+      EXPECT_EQ(out[1].dtype(), dt);
+      EXPECT_LE(rel_err(out[0], want.out), tol) << shape_str(c.shape) << " out " << dtype_name(dt);
+      EXPECT_LE(rel_err(out[1], want.lse), tol) << shape_str(c.shape) << " lse " << dtype_name(dt);
+      auto g = run_backward("attention", {t[0], t[1], t[2]}, out, {t[3], Tensor()},
+                            {true, true, true}, {{"scale", c.scale}});
+      double gtol = dt == DType::F64 ? 1e-11 : 2e-5;
+      EXPECT_LE(rel_err(g[0], want.dq), gtol) << shape_str(c.shape) << " dq " << dtype_name(dt);
+      EXPECT_LE(rel_err(g[1], want.dk), gtol) << shape_str(c.shape) << " dk " << dtype_name(dt);
+      EXPECT_LE(rel_err(g[2], want.dv), gtol) << shape_str(c.shape) << " dv " << dtype_name(dt);
+    }
+  }
+}
+
+// Scores of a few hundred would overflow exp() without the running max; the online softmax
+// stays finite and exact.
+TEST(Attention, StableForLargeScores) {
+  auto t = random_qkvg({1, 2, 77, 8}, DType::F64, 30.0, 5);
+  Naive want = naive_attention(t[0], t[1], t[2], t[3], 1.0);
+  auto out = run_forward("attention", {t[0], t[1], t[2]}, {{"scale", 1.0}});
+  EXPECT_LE(rel_err(out[0], want.out), 1e-12);
+  EXPECT_LE(rel_err(out[1], want.lse), 1e-12);
+}
+
+TEST(Attention, GradientOnlyWhereRequestedAndZeroWithoutOutputGradient) {
+  auto t = random_qkvg({1, 2, 9, 4}, DType::F64, 1.0, 3);
+  auto out = run_forward("attention", {t[0], t[1], t[2]});
+  auto g = run_backward("attention", {t[0], t[1], t[2]}, out, {t[3], Tensor()},
+                        {false, true, false});
+  EXPECT_FALSE(g[0].defined());
+  EXPECT_TRUE(g[1].defined());
+  EXPECT_FALSE(g[2].defined());
+  auto z = run_backward("attention", {t[0], t[1], t[2]}, out, {Tensor(), Tensor()},
+                        {true, true, true});
+  for (auto& x : z)
+    for (float f : x.to_floats()) EXPECT_EQ(f, 0.f);
+}
+
+TEST(Attention, BadInputsNameTheArgument) {
+  Tensor q = Tensor::zeros({1, 2, 5, 4}), k6 = Tensor::zeros({1, 2, 6, 4});
+  expect_error_containing([&] { run_forward("attention", {q, k6, q}); },
+                          "attention: 'k' expected shape [1, 2, 5, 4], got f32[1, 2, 6, 4]");
+  Tensor q3 = Tensor::zeros({2, 5, 4});
+  expect_error_containing([&] { run_forward("attention", {q3, q3, q3}); },
+                          "attention: 'q' expected 4 dimensions");
+  Tensor k64 = Tensor::zeros({1, 2, 5, 4}, DType::F64);
+  expect_error_containing([&] { run_forward("attention", {q, k64, q}); },
+                          "attention: 'k' expected dtype F32");
+  expect_error_containing([&] { run_forward("attention", {q, q, q}, {{"scale", "big"}}); },
+                          "attention: attribute 'scale' expected a finite number");
+  Tensor empty = Tensor::zeros({1, 2, 0, 4});
+  expect_error_containing([&] { run_forward("attention", {empty, empty, empty}); },
+                          "N > 0 and D > 0");
+}
+
+TEST(Attention, CudaRejectsUnsupportedHeadDim) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device present";
+  Tensor q = Tensor::zeros({1, 1, 8, 130}).to(Device::CUDA);
+  expect_error_containing([&] { run_forward("attention", {q, q, q}); }, "got head dim D = 130");
+  Tensor h = Tensor::zeros({1, 1, 8, 36}).to(DType::BF16).to(Device::CUDA);
+  expect_error_containing([&] { run_forward("attention", {h, h, h}); },
+                          "bf16 on cuda needs head dim D a multiple of 8");
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  std::vector<double> x = to_doubles(a), y = to_doubles(b);
+  double m = 0;
+  for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::abs(x[i] - y[i]));
+  return m;
+}
+
+std::vector<Tensor> on(Device dev, DType dt, const std::vector<Tensor>& t) {
+  std::vector<Tensor> r;
+  for (auto& x : t) r.push_back(x.to(dt).to(dev));
+  return r;
+}
+
+// D = 128 is not in the registry's parity cases (they stay small for the gradient check).
+TEST(Attention, CudaF32HeadDim128MatchesCpu) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device present";
+  auto t = random_qkvg({2, 2, 150, 128}, DType::F32, 2.0, 17);
+  auto d = on(Device::CUDA, DType::F32, t);
+  auto ref = run_forward("attention", {t[0], t[1], t[2]});
+  auto got = run_forward("attention", {d[0], d[1], d[2]});
+  for (int j = 0; j < 2; ++j) EXPECT_LE(rel_err(got[j], to_doubles(ref[j])), 2e-5) << "output " << j;
+  auto gref = run_backward("attention", {t[0], t[1], t[2]}, ref, {t[3], Tensor()}, {true, true, true});
+  auto ggot = run_backward("attention", {d[0], d[1], d[2]}, got, {d[3], Tensor()}, {true, true, true});
+  for (int i = 0; i < 3; ++i)
+    EXPECT_LE(rel_err(ggot[i], to_doubles(gref[i])), 2e-5) << "gradient " << i;
+}
+
+// bf16 on the GPU against the f32 CPU result on the unrounded inputs. The bound is twice the
+// error of the same computation on the CPU with the inputs (and the result) rounded to bf16:
+// the error bf16 storage alone causes. Output rounding is part of it because out and the
+// gradients are stored in bf16.
+TEST(Attention, CudaBf16WithinTwiceTheBf16RoundingError) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device present";
+  for (Case c : {Case{{2, 4, 70, 64}, 0.0}, Case{{1, 2, 200, 128}, 0.0},
+                 Case{{2, 2, 33, 32}, 0.5}, Case{{1, 3, 45, 48}, 0.0}}) {
+    Attrs a{{"scale", c.scale}};
+    auto t = random_qkvg(c.shape, DType::F32, 2.0, 21);
+    auto tr = on(Device::CPU, DType::BF16, t);
+    for (auto& x : tr) x = x.to(DType::F32);
+    auto td = on(Device::CUDA, DType::BF16, t);
+    auto ref = run_forward("attention", {t[0], t[1], t[2]}, a);
+    auto rnd = run_forward("attention", {tr[0], tr[1], tr[2]}, a);
+    auto got = run_forward("attention", {td[0], td[1], td[2]}, a);
+    ASSERT_EQ(got[0].dtype(), DType::BF16);
+    ASSERT_EQ(got[1].dtype(), DType::F32);
+    std::string at = shape_str(c.shape);
+    EXPECT_LE(max_abs_diff(got[0], ref[0]), 2 * max_abs_diff(rnd[0].to(DType::BF16), ref[0]))
+        << at << " out";
+    EXPECT_LE(max_abs_diff(got[1], ref[1]), 2 * max_abs_diff(rnd[1], ref[1]) + 1e-5)
+        << at << " lse";
+    auto gref = run_backward("attention", {t[0], t[1], t[2]}, ref, {t[3], Tensor()}, {true, true, true}, a);
+    auto grnd = run_backward("attention", {tr[0], tr[1], tr[2]}, rnd, {tr[3], Tensor()}, {true, true, true}, a);
+    auto ggot = run_backward("attention", {td[0], td[1], td[2]}, got, {td[3], Tensor()}, {true, true, true}, a);
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_EQ(ggot[i].dtype(), DType::BF16);
+      EXPECT_LE(max_abs_diff(ggot[i], gref[i]), 2 * max_abs_diff(grnd[i].to(DType::BF16), gref[i]))
+          << at << " gradient " << i;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sd
