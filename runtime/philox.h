@@ -53,9 +53,10 @@ SD_HD PhiloxBlock philox_block(uint64_t seed, uint64_t offset, uint64_t j) {
                        uint32_t(seed), uint32_t(seed >> 32));
 }
 
-// 32-bit word -> float uniform in (0, 1): 24 random bits, centred in their bucket, so neither
-// 0 nor 1 is ever returned (safe for log in Box-Muller).
-SD_HD float philox_u01(uint32_t x) { return (float(x >> 8) + 0.5f) * (1.0f / 16777216.0f); }
+// 32-bit word -> float uniform in (0, 1): 23 random bits, centred in their bucket, so neither
+// 0 nor 1 is ever returned (safe for log in Box-Muller). 23, not 24: with 24 bits the +0.5 is
+// not exact near the top and 0xffffffff would round to exactly 1.0f.
+SD_HD float philox_u01(uint32_t x) { return (float(x >> 9) + 0.5f) * (1.0f / 8388608.0f); }
 
 // Element i of the uniform stream.
 SD_HD float philox_uniform(uint64_t seed, uint64_t offset, uint64_t i) {

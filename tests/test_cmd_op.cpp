@@ -226,7 +226,7 @@ void expect_usage_error(std::vector<std::string> words, const std::string& needl
 
 }  // namespace
 
-TEST(Cli, ParsesValuesSwitchesDefaultsAndPositionals) {
+TEST(CliParser, ParsesValuesSwitchesDefaultsAndPositionals) {
   cli::Args a = parse({"data.bin", "--steps", "20", "--name=x=y", "--verbose"});
   EXPECT_EQ(a.get_int("steps"), 20);
   EXPECT_DOUBLE_EQ(a.get_double("lr"), 0.001);
@@ -245,7 +245,7 @@ TEST(Cli, ParsesValuesSwitchesDefaultsAndPositionals) {
   EXPECT_TRUE(a.help);
 }
 
-TEST(Cli, RefusesMalformedCommandLines) {
+TEST(CliParser, RefusesMalformedCommandLines) {
   expect_usage_error({"--stepz", "3"}, "unknown option --stepz for 'simdiff test' (did you mean "
                                        "--steps?); see simdiff test --help");
   expect_usage_error({"--lr", "1"}, "'simdiff test' needs option --steps N");
@@ -263,7 +263,7 @@ TEST(Cli, RefusesMalformedCommandLines) {
   }
 }
 
-TEST(Cli, HelpTextListsEveryOption) {
+TEST(CliParser, HelpTextListsEveryOption) {
   std::string h = cli::help_text(kTest);
   EXPECT_HAS(h, "usage: simdiff test FILE --steps N [options]");
   EXPECT_HAS(h, "A test command.");

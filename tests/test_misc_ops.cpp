@@ -9,6 +9,7 @@
 
 #include "kernels/op_inputs.h"
 #include "kernels/registry.h"
+#include "runtime/philox.h"
 
 using namespace sd;
 using ::testing::HasSubstr;
@@ -152,6 +153,7 @@ TEST(Dropout, KeepsFractionAndBackwardUsesTheSameMask) {
   int64_t kept = 0;
   for (size_t i = 0; i < yv.size(); ++i) {
     bool keep = yv[i] != 0;
+    ASSERT_EQ(keep, double(philox_uniform(1234, 99, i)) >= p) << "mask is not the stream at " << i;
     kept += keep;
     if (keep) {
       EXPECT_EQ(yv[i], s) << i;

@@ -5,10 +5,13 @@
 // and the backward recomputes P tile by tile from q, k and the saved lse (FlashAttention-2):
 //   D_i = rowsum(dO_i * O_i),  P_ij = exp(s q_i.k_j - lse_i),  dV = P^T dO,  dP = dO V^T,
 //   dS = P * (dP - D_i),  dQ = s dS K,  dK = s dS^T Q.
-// CPU layout: every inner loop is an axpy over a contiguous row (scores against K^T rows, P V
-// against V rows), which the compiler vectorises without reassociating sums; K (and V in the
-// backward) are transposed once per head so the score loop runs over contiguous keys.
+// CPU: OpenMP over (head, query block) in the forward and over heads in the backward (dK, dV sum
+// over all query rows of a head); every product is a single-threaded BLAS GEMM on a tile, and
+// the softmax work between them is vectorised loops over contiguous score rows.
+#include <cblas.h>
+
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -18,8 +21,9 @@
 namespace sd {
 namespace {
 
-constexpr int64_t kRows = 32;  // query rows per task (forward) and per tile (backward)
-constexpr int64_t kKeys = 64;  // keys per online-softmax step
+constexpr int64_t kRows = 64;   // query rows per task (forward) and per tile (backward)
+constexpr int64_t kKeys = 256;  // keys per online-softmax step
+constexpr double kParallelFlops = 1 << 20;  // below this, thread start-up costs more than it saves
 
 // The scale attribute: 0 selects the usual 1/sqrt(D).
 double attention_scale(const Attrs& a, int64_t D) {
@@ -48,80 +52,104 @@ std::vector<OutMeta> infer_attention(const std::vector<Tensor>& in, const Attrs&
   return {{s, in[0].dtype()}, {{s[0], s[1], s[2]}, stat}};
 }
 
-// out[i] = in[i] transposed per head: [BH][N][D] -> [BH][D][N].
+// exp(x) for x <= 0 (scores minus their row max or lse). double: std::exp, exact enough for the
+// gradient check. float: Cephes expf (2^n by exponent bits, degree-6 polynomial on
+// |r| <= ln2/2; within 1.02 ulp of exp over [-87, 0], checked exhaustively), written without
+// calls or float compares so the loops around it vectorise. x < -88 (and -inf) gives 0: the clamp
+// compares bit patterns, where every negative float beyond -88 is a larger unsigned integer.
 template <class T>
-void transpose_heads(const T* in, T* out, int64_t BH, int64_t N, int64_t D) {
-#pragma omp parallel for
-  for (int64_t bh = 0; bh < BH; ++bh)
-    for (int64_t j = 0; j < N; ++j)
-      for (int64_t d = 0; d < D; ++d) out[(bh * D + d) * N + j] = in[(bh * N + j) * D + d];
+inline T exp_nonpos(T x) { return std::exp(x); }
+template <>
+inline float exp_nonpos(float x) {
+  x = std::bit_cast<float>(std::min(std::bit_cast<uint32_t>(x), std::bit_cast<uint32_t>(-88.f)));
+  float t = x * 1.44269504088896341f + 12582912.f;  // 1.5 * 2^23: rounds x log2(e) to an integer
+  float n = t - 12582912.f;
+  int32_t e = std::bit_cast<int32_t>(t) - 0x4B400000;  // that integer
+  float r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;  // r = x - n ln2 in two steps (ln2 = hi + lo)
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.f;
+  return p * std::bit_cast<float>((e + 127) << 23);  // e >= -127: 2^-127 encodes as 0
 }
 
-// One task = kRows query rows of one head; K^T rows give contiguous key runs for the scores.
+// OpenBLAS (the pthread build) threads each GEMM itself; here the tasks already run one per
+// OpenMP thread and their GEMMs are small, so BLAS is held to one thread while they run.
+struct BlasSingleThread {
+  int saved = openblas_get_num_threads();
+  BlasSingleThread() { openblas_set_num_threads(1); }
+  ~BlasSingleThread() { openblas_set_num_threads(saved); }
+};
+
+// One task = kRows query rows of one head. Per block of kKeys keys: S = s Q_blk K_blk^T (GEMM),
+// the online-softmax update of each row (P = exp(S - m_new), acc *= exp(m_old - m_new)), then
+// acc += P V_blk (GEMM). Traffic per task: its Q rows once, K and V once.
 template <class T>
 void forward_cpu(OpCall& c) {
   const Tensor& q = c.in[0];
   int64_t BH = q.dim(0) * q.dim(1), N = q.dim(2), D = q.dim(3);
   T s = T(attention_scale(c.attrs, D));
   const T* Q = q.data<T>();
+  const T* K = c.in[1].data<T>();
   const T* V = c.in[2].data<T>();
   T* O = c.out[0].data<T>();
   T* L = c.out[1].data<T>();
-  std::vector<T> kt(size_t(BH * N * D));
-  transpose_heads(c.in[1].data<T>(), kt.data(), BH, N, D);
   int64_t nqb = (N + kRows - 1) / kRows;
-#pragma omp parallel
+  BlasSingleThread serial;
+#pragma omp parallel if (4.0 * BH * N * N * D > kParallelFlops)
   {
-    std::vector<T> qs(size_t(kRows * D)), acc(size_t(kRows * D)), sc(static_cast<size_t>(kKeys));
+    std::vector<T> S(size_t(kRows * kKeys)), acc(size_t(kRows * D));
+    T m[kRows], l[kRows];
 #pragma omp for schedule(static)
     for (int64_t t = 0; t < BH * nqb; ++t) {
       int64_t bh = t / nqb, i0 = (t % nqb) * kRows, rows = std::min(kRows, N - i0);
-      const T* Kt = kt.data() + bh * D * N;
+      const T* Qb = Q + (bh * N + i0) * D;
+      const T* Kh = K + bh * N * D;
       const T* Vh = V + bh * N * D;
-      for (int64_t r = 0; r < rows; ++r) {
-        const T* qr = Q + (bh * N + i0 + r) * D;
-        T* qsr = qs.data() + r * D;
-        T* a = acc.data() + r * D;
-        for (int64_t d = 0; d < D; ++d) qsr[d] = s * qr[d];
-        std::fill(a, a + D, T(0));
-        T m = -std::numeric_limits<T>::infinity(), l = 0;
-        for (int64_t j0 = 0; j0 < N; j0 += kKeys) {
-          int64_t cols = std::min(kKeys, N - j0);
-          T* sr = sc.data();
-          std::fill(sr, sr + cols, T(0));
-          for (int64_t d = 0; d < D; ++d) {
-            T qd = qsr[d];
-            const T* kr = Kt + d * N + j0;
-            for (int64_t j = 0; j < cols; ++j) sr[j] += qd * kr[j];
-          }
-          T mx = *std::max_element(sr, sr + cols);
-          T mnew = std::max(m, mx);
-          T alpha = std::exp(m - mnew);  // 0 on the first block (m = -inf)
+      std::fill(acc.begin(), acc.end(), T(0));
+      std::fill(m, m + kRows, -std::numeric_limits<T>::infinity());
+      std::fill(l, l + kRows, T(0));
+      for (int64_t j0 = 0; j0 < N; j0 += kKeys) {
+        int64_t cols = std::min(kKeys, N - j0);
+        cpu::gemm<T>(false, true, rows, cols, D, s, Qb, D, Kh + j0 * D, D, T(0), S.data(), kKeys);
+        for (int64_t r = 0; r < rows; ++r) {
+          T* sr = S.data() + r * kKeys;
+          T mx = sr[0];
+#pragma omp simd reduction(max : mx)
+          for (int64_t j = 1; j < cols; ++j) mx = std::max(mx, sr[j]);
+          T mnew = std::max(m[r], mx);
+          T alpha = std::exp(m[r] - mnew);  // 0 on the first block (m = -inf)
           T sum = 0;
+#pragma omp simd reduction(+ : sum)
           for (int64_t j = 0; j < cols; ++j) {
-            sr[j] = std::exp(sr[j] - mnew);
+            sr[j] = exp_nonpos(sr[j] - mnew);
             sum += sr[j];
           }
-          l = l * alpha + sum;
-          m = mnew;
+          l[r] = l[r] * alpha + sum;
+          m[r] = mnew;
+          T* a = acc.data() + r * D;
           for (int64_t d = 0; d < D; ++d) a[d] *= alpha;
-          for (int64_t j = 0; j < cols; ++j) {
-            T p = sr[j];
-            const T* vr = Vh + (j0 + j) * D;
-            for (int64_t d = 0; d < D; ++d) a[d] += p * vr[d];
-          }
         }
-        T inv = T(1) / l;
+        cpu::gemm<T>(false, false, rows, D, cols, T(1), S.data(), kKeys, Vh + j0 * D, D, T(1),
+                     acc.data(), D);
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        T inv = T(1) / l[r];
         T* orow = O + (bh * N + i0 + r) * D;
-        for (int64_t d = 0; d < D; ++d) orow[d] = a[d] * inv;
-        L[bh * N + i0 + r] = m + std::log(l);
+        for (int64_t d = 0; d < D; ++d) orow[d] = acc[size_t(r * D + d)] * inv;
+        L[bh * N + i0 + r] = m[r] + std::log(l[r]);
       }
     }
   }
 }
 
 // One task = one head (dK and dV sum over every query row). Per tile of kRows query rows the
-// transient P and dS tiles are kRows x N; nothing N x N exists.
+// transient P and dS tiles are kRows x N (nothing N x N exists), and every product is a GEMM:
+// S = s Q K^T, dP = dO V^T, dQ = s dS K, dV += P^T dO, dK += s dS^T Q.
 template <class T>
 void backward_cpu(GradCall& c) {
   const Tensor& q = c.in[0];
@@ -141,68 +169,37 @@ void backward_cpu(GradCall& c) {
   const T* O = c.out[0].data<T>();
   const T* L = c.out[1].data<T>();
   const T* G = c.grad_out[0].data<T>();
-#pragma omp parallel
+  BlasSingleThread serial;
+#pragma omp parallel if (BH > 1 && 10.0 * BH * N * N * D > kParallelFlops)
   {
     size_t nd = size_t(N * D), rn = size_t(kRows * N);
-    std::vector<T> kt(nd), vt(nd), dk(nd), dv(nd), P(rn), dS(rn), Di(static_cast<size_t>(kRows));
+    std::vector<T> dk(nd), dv(nd), P(rn), dS(rn);
 #pragma omp for schedule(dynamic)
     for (int64_t bh = 0; bh < BH; ++bh) {
-      const T *Qh = Q + bh * N * D, *Kh = K + bh * N * D, *Vh = V + bh * N * D;
-      const T *Oh = O + bh * N * D, *Gh = G + bh * N * D, *Lh = L + bh * N;
-      for (int64_t j = 0; j < N; ++j)
-        for (int64_t d = 0; d < D; ++d) {
-          kt[size_t(d * N + j)] = Kh[j * D + d];
-          vt[size_t(d * N + j)] = Vh[j * D + d];
-        }
+      const T *Kh = K + bh * N * D, *Vh = V + bh * N * D, *Lh = L + bh * N;
       std::fill(dk.begin(), dk.end(), T(0));
       std::fill(dv.begin(), dv.end(), T(0));
       for (int64_t i0 = 0; i0 < N; i0 += kRows) {
-        int64_t rows = std::min(kRows, N - i0);
+        int64_t rows = std::min(kRows, N - i0), at = (bh * N + i0) * D;
+        const T *Qb = Q + at, *Gb = G + at, *Ob = O + at;
+        cpu::gemm<T>(false, true, rows, N, D, s, Qb, D, Kh, D, T(0), P.data(), N);
+        cpu::gemm<T>(false, true, rows, N, D, T(1), Gb, D, Vh, D, T(0), dS.data(), N);
         for (int64_t r = 0; r < rows; ++r) {
-          const T *qr = Qh + (i0 + r) * D, *gr = Gh + (i0 + r) * D, *orow = Oh + (i0 + r) * D;
+          T di = 0;  // D_i = dO_i . O_i
+          for (int64_t d = 0; d < D; ++d) di += Gb[r * D + d] * Ob[r * D + d];
+          T lse = Lh[i0 + r];
           T* pr = P.data() + r * N;
           T* dr = dS.data() + r * N;
-          T di = 0;
-          for (int64_t d = 0; d < D; ++d) di += gr[d] * orow[d];
-          Di[size_t(r)] = di;
-          std::fill(pr, pr + N, T(0));
-          std::fill(dr, dr + N, T(0));
-          for (int64_t d = 0; d < D; ++d) {
-            T qd = s * qr[d], gd = gr[d];
-            const T *kr = kt.data() + d * N, *vr = vt.data() + d * N;
-            for (int64_t j = 0; j < N; ++j) {
-              pr[j] += qd * kr[j];  // scores
-              dr[j] += gd * vr[j];  // dP = dO V^T
-            }
-          }
-          T lse = Lh[i0 + r];
           for (int64_t j = 0; j < N; ++j) {
-            pr[j] = std::exp(pr[j] - lse);
+            pr[j] = exp_nonpos(pr[j] - lse);
             dr[j] = pr[j] * (dr[j] - di);
           }
-          if (gq) {
-            T* dq = gq->data<T>() + (bh * N + i0 + r) * D;
-            std::fill(dq, dq + D, T(0));
-            for (int64_t j = 0; j < N; ++j) {
-              T w = s * dr[j];
-              const T* kr = Kh + j * D;
-              for (int64_t d = 0; d < D; ++d) dq[d] += w * kr[d];
-            }
-          }
         }
-        // dV += P^T dO, dK += s dS^T Q over this tile's rows (axpy over D per (key, row)).
-        for (int64_t j = 0; j < N; ++j) {
-          T* dvr = dv.data() + j * D;
-          T* dkr = dk.data() + j * D;
-          for (int64_t r = 0; r < rows; ++r) {
-            T p = P[size_t(r * N + j)], w = s * dS[size_t(r * N + j)];
-            const T *gr = Gh + (i0 + r) * D, *qr = Qh + (i0 + r) * D;
-            for (int64_t d = 0; d < D; ++d) {
-              dvr[d] += p * gr[d];
-              dkr[d] += w * qr[d];
-            }
-          }
-        }
+        if (gq)
+          cpu::gemm<T>(false, false, rows, D, N, s, dS.data(), N, Kh, D, T(0),
+                       gq->data<T>() + at, D);
+        if (gv) cpu::gemm<T>(true, false, N, D, rows, T(1), P.data(), N, Gb, D, T(1), dv.data(), D);
+        if (gk) cpu::gemm<T>(true, false, N, D, rows, s, dS.data(), N, Qb, D, T(1), dk.data(), D);
       }
       if (gk) std::copy(dk.begin(), dk.end(), gk->data<T>() + bh * N * D);
       if (gv) std::copy(dv.begin(), dv.end(), gv->data<T>() + bh * N * D);

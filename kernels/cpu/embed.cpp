@@ -36,6 +36,10 @@ void check_indices(const Tensor& idx, int64_t V) {
 
 template <class T>
 void dropout_apply(const T* x, T* y, int64_t n, double p, uint64_t seed, uint64_t offset) {
+  if (p == 0) {  // every u in (0, 1) is kept and scaled by 1: skip the generator
+    if (y != x) std::memcpy(y, x, size_t(n) * sizeof(T));
+    return;
+  }
   const T s = T(1.0 / (1.0 - p));
   int64_t blocks = (n + 3) / 4;
 #pragma omp parallel for

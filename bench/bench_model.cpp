@@ -1,0 +1,150 @@
+// Whole-model benchmarks, registered statically next to bench_ops.cpp's op benchmarks (same
+// simdiff_bench binary and main):
+//   train_step/<config>/<cpu|cuda>   one full training step of the config's model at its batch
+//     size, as tools/train.cpp runs it minus data loading: zero grads, diffusion_loss (draws,
+//     noising, forward), backward, global gradient norm, clipped AdamW, EMA. The batch is fixed
+//     (Philox uniform images, integer labels); each step draws its own t, noise and dropout.
+//     Config: $SIMDIFF_CONFIG, default "configs/demo.json" relative to the working directory;
+//     <config> is the file's stem. Compare with `bench/torch_model.py --time`.
+//   attention/<case> bf16/cuda/<fwd|bwd>   the attention bench cases with bf16 q, k, v (the
+//     dtype the attention targets are stated in; bench_ops.cpp runs every op in f32).
+//     bench/torch_baseline.py times F.scaled_dot_product_attention (flash) under the same names.
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+#include <memory>
+
+#include "kernels/op_inputs.h"
+#include "runtime/allocator.h"
+#include "tools/session.h"
+
+namespace sd {
+namespace {
+
+std::string config_path() {
+  const char* p = std::getenv("SIMDIFF_CONFIG");
+  return p && *p ? p : "configs/demo.json";
+}
+
+// Everything a step needs, built once per device and kept across Google Benchmark's calls (it
+// calls the function again for each iteration-count estimate; building is not what we time).
+struct StepState {
+  std::unique_ptr<ModelSession> s;
+  Tensor x, labels, ema, m, v;
+  uint64_t step = 0;
+};
+
+StepState& state_for(Device dev) {
+  static std::map<Device, std::unique_ptr<StepState>> states;
+  auto& st = states[dev];
+  if (st) return *st;
+  Config cfg = Config::load(config_path());
+  st = std::make_unique<StepState>();
+  st->s = std::make_unique<ModelSession>(cfg, dev, cfg.train.seed);
+  const ModelConfig& mc = cfg.model;
+  int64_t B = cfg.train.batch_size;
+  TestCase batch{"", {{{B, mc.channels, mc.resolution, mc.resolution}},
+                      {{B}, true, 0, double(std::max(mc.num_classes, 1) - 1)}}};
+  std::vector<Tensor> in = make_op_inputs(batch, 7, DType::F32, dev);
+  st->x = in[0];
+  st->labels = in[1];
+  st->ema = st->s->ps.values().clone();
+  st->m = Tensor::zeros({st->s->ps.count()}, DType::F32, dev);
+  st->v = Tensor::zeros({st->s->ps.count()}, DType::F32, dev);
+  return *st;
+}
+
+// One training step (tools/train.cpp's loop body with grad_accum 1 and a constant lr).
+void train_step(StepState& st) {
+  ModelSession& s = *st.s;
+  const TrainConfig& tc = s.cfg.train;
+  s.ps.zero_grad();
+  ForwardCtx ctx;
+  ctx.train = true;
+  ctx.seed = tc.seed;
+  LossResult r = diffusion_loss(*s.model, s.cfg.diffusion, st.x, st.labels, tc.label_dropout,
+                                tc.seed, StepStreams(st.step), ctx);
+  backward(r.loss);
+  double gnorm = run_forward("grad_norm", {s.ps.grads()})[0].item();
+  double clip = tc.grad_clip > 0 && gnorm > tc.grad_clip ? tc.grad_clip / gnorm : 1.0;
+  const Tensor& p = s.ps.values();
+  run_forward_into("adamw", {p, s.ps.grads(), st.m, st.v}, {p, st.m, st.v},
+                   {{"lr", tc.lr}, {"beta1", tc.beta1}, {"beta2", tc.beta2}, {"eps", tc.adam_eps},
+                    {"weight_decay", tc.weight_decay}, {"step", st.step + 1},
+                    {"grad_scale", clip}});
+  double decay = std::min(tc.ema_decay, double(st.step + 1) / double(st.step + 10));
+  run_forward_into("ema", {st.ema, p}, {st.ema}, {{"decay", decay}});
+  ++st.step;
+  if (p.device() == Device::CUDA) device_synchronize();
+}
+
+void bench_train_step(benchmark::State& bs, Device dev) {
+  StepState& st = state_for(dev);
+  if (st.step == 0) train_step(st);  // warm-up: first-touch pages, allocator caches
+  for (auto _ : bs) train_step(st);
+  bs.counters["images/s"] = benchmark::Counter(
+      double(st.s->cfg.train.batch_size) * double(bs.iterations()), benchmark::Counter::kIsRate);
+}
+
+// The attention bench case `label` (looked up at run time, so shapes stay owned by
+// kernels/cpu/attention.cpp) with bf16 inputs on the GPU.
+const TestCase* attention_case(benchmark::State& bs, const std::string& label) {
+  for (const TestCase& tc : Registry::get().at("attention").bench_cases)
+    if (tc.label == label) return &tc;
+  bs.SkipWithError(("attention has no bench case '" + label + "'").c_str());
+  return nullptr;
+}
+
+std::vector<Tensor> bf16_inputs(const TestCase& tc) {
+  std::vector<Tensor> in = make_op_inputs(tc, 1, DType::F32, Device::CUDA);
+  for (Tensor& t : in) t = t.to(DType::BF16);
+  return in;
+}
+
+void bench_attention_bf16(benchmark::State& bs, std::string label, bool bwd) {
+  const TestCase* tc = attention_case(bs, label);
+  if (!tc) return;
+  const OpDef& def = Registry::get().at("attention");
+  std::vector<Tensor> in = bf16_inputs(*tc);
+  std::vector<Tensor> out = run_forward("attention", in, tc->attrs);
+  std::vector<Tensor> gout{random_uniform_tensor(out[0].shape(), 2, 0).to(Device::CUDA).to(DType::BF16),
+                           Tensor()};
+  device_synchronize();
+  for (auto _ : bs) {
+    if (bwd)
+      run_backward("attention", in, out, gout, {true, true, true}, tc->attrs);
+    else
+      out = run_forward("attention", in, tc->attrs);
+    device_synchronize();
+  }
+  double flops = def.flops(in, tc->attrs) * (bwd ? def.backward_flops_ratio : 1.0);
+  bs.counters["TFLOP/s"] =
+      benchmark::Counter(flops * double(bs.iterations()) / 1e12, benchmark::Counter::kIsRate);
+}
+
+// Static registration: only getenv and a device query run before main.
+const bool registered = [] {
+  std::string cfg = std::filesystem::path(config_path()).stem().string();
+  std::vector<Device> devs{Device::CPU};
+  if (cuda_available()) devs.push_back(Device::CUDA);
+  for (Device d : devs)
+    benchmark::RegisterBenchmark(("train_step/" + cfg + "/" + device_name(d)).c_str(),
+                                 bench_train_step, d)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond)
+        ->MinTime(d == Device::CPU ? 5.0 : 1.0);
+  if (cuda_available())
+    for (const char* label : {"B32 H16 N256 D64", "B8 H16 N1024 D128"})
+      for (bool bwd : {false, true})
+        benchmark::RegisterBenchmark(
+            ("attention/" + std::string(label) + " bf16/cuda/" + (bwd ? "bwd" : "fwd")).c_str(),
+            bench_attention_bf16, std::string(label), bwd)
+            ->UseRealTime()
+            ->Unit(benchmark::kMicrosecond);
+  return true;
+}();
+
+}  // namespace
+}  // namespace sd
