@@ -24,8 +24,16 @@ void sync(Device d) {
   if (d == Device::CUDA) device_synchronize();
 }
 
-void bench_forward(benchmark::State& st, const OpDef* def, TestCase tc, Device dev) {
+std::vector<Tensor> bench_inputs(const TestCase& tc, Device dev) {
   std::vector<Tensor> in = make_op_inputs(tc, 1, DType::F32, dev);
+  if (tc.bf16)
+    for (auto& t : in)
+      if (t.defined() && t.dtype() == DType::F32) t = t.to(DType::BF16);
+  return in;
+}
+
+void bench_forward(benchmark::State& st, const OpDef* def, TestCase tc, Device dev) {
+  std::vector<Tensor> in = bench_inputs(tc, dev);
   auto fwd = [&] {
     return def->inputs.empty() ? run_forward_on(dev, def->name, tc.attrs)
                                : run_forward(def->name, in, tc.attrs);
@@ -42,12 +50,12 @@ void bench_forward(benchmark::State& st, const OpDef* def, TestCase tc, Device d
 }
 
 void bench_backward(benchmark::State& st, const OpDef* def, TestCase tc, Device dev) {
-  std::vector<Tensor> in = make_op_inputs(tc, 1, DType::F32, dev);
+  std::vector<Tensor> in = bench_inputs(tc, dev);
   std::vector<Tensor> out = run_forward(def->name, in, tc.attrs);
   std::vector<Tensor> gout;
   for (size_t j = 0; j < out.size(); ++j)
     gout.push_back(def->outputs[j].differentiable
-                       ? random_uniform_tensor(out[j].shape(), 2, j).to(dev)
+                       ? random_uniform_tensor(out[j].shape(), 2, j, out[j].dtype()).to(dev)
                        : Tensor());
   std::vector<bool> need;
   for (size_t i = 0; i < in.size(); ++i) need.push_back(in[i].defined() && def->inputs[i].differentiable);
@@ -84,7 +92,7 @@ void register_all() {
   for (const OpDef* def : Registry::get().all())
     for (const TestCase& tc : def->bench_cases)
       for (Device dev : devs) {
-        if (dev == Device::CUDA && !def->cuda.forward) continue;
+        if (dev == Device::CUDA ? !def->cuda.forward : tc.bf16) continue;
         std::string name = def->name + (tc.label.empty() ? "" : "/" + tc.label) + "/" + device_name(dev);
         benchmark::RegisterBenchmark((name + "/fwd").c_str(), bench_forward, def, tc, dev)
             ->UseRealTime()->Unit(benchmark::kMicrosecond);

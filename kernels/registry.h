@@ -78,6 +78,7 @@ struct TestCase {
   std::string label;
   std::vector<TestInput> inputs;
   Attrs attrs = Attrs::object();
+  bool bf16 = false;  // bench cases only: float inputs in bf16, CUDA only
 };
 
 struct OpDef {

@@ -23,7 +23,7 @@ namespace {
 
 constexpr int64_t kRows = 64;   // query rows per task (forward) and per tile (backward)
 constexpr int64_t kKeys = 256;  // keys per online-softmax step
-constexpr double kParallelFlops = 1 << 20;  // below this, thread start-up costs more than it saves
+constexpr double kParallelFlops = 1 << 22;  // below (~0.2 ms of work) threads cost more
 
 // The scale attribute: 0 selects the usual 1/sqrt(D).
 double attention_scale(const Attrs& a, int64_t D) {
@@ -77,13 +77,6 @@ inline float exp_nonpos(float x) {
   return p * std::bit_cast<float>((e + 127) << 23);  // e >= -127: 2^-127 encodes as 0
 }
 
-// OpenBLAS (the pthread build) threads each GEMM itself; here the tasks already run one per
-// OpenMP thread and their GEMMs are small, so BLAS is held to one thread while they run.
-struct BlasSingleThread {
-  int saved = openblas_get_num_threads();
-  BlasSingleThread() { openblas_set_num_threads(1); }
-  ~BlasSingleThread() { openblas_set_num_threads(saved); }
-};
 
 // One task = kRows query rows of one head. Per block of kKeys keys: S = s Q_blk K_blk^T (GEMM),
 // the online-softmax update of each row (P = exp(S - m_new), acc *= exp(m_old - m_new)), then
@@ -99,12 +92,13 @@ void forward_cpu(OpCall& c) {
   T* O = c.out[0].data<T>();
   T* L = c.out[1].data<T>();
   int64_t nqb = (N + kRows - 1) / kRows;
-  BlasSingleThread serial;
-#pragma omp parallel if (4.0 * BH * N * N * D > kParallelFlops)
+  bool parallel = BH * nqb > 1 && 4.0 * BH * N * N * D > kParallelFlops;
+  cpu::BlasSingleThread serial(parallel);
+#pragma omp parallel if (parallel)
   {
     std::vector<T> S(size_t(kRows * kKeys)), acc(size_t(kRows * D));
     T m[kRows], l[kRows];
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic)
     for (int64_t t = 0; t < BH * nqb; ++t) {
       int64_t bh = t / nqb, i0 = (t % nqb) * kRows, rows = std::min(kRows, N - i0);
       const T* Qb = Q + (bh * N + i0) * D;
@@ -169,8 +163,9 @@ void backward_cpu(GradCall& c) {
   const T* O = c.out[0].data<T>();
   const T* L = c.out[1].data<T>();
   const T* G = c.grad_out[0].data<T>();
-  BlasSingleThread serial;
-#pragma omp parallel if (BH > 1 && 10.0 * BH * N * N * D > kParallelFlops)
+  bool parallel = BH > 1 && 10.0 * BH * N * N * D > kParallelFlops;
+  cpu::BlasSingleThread serial(parallel);
+#pragma omp parallel if (parallel)
   {
     size_t nd = size_t(N * D), rn = size_t(kRows * N);
     std::vector<T> dk(nd), dv(nd), P(rn), dS(rn);
@@ -225,30 +220,37 @@ void register_attention_ops(Registry& r) {
     cpu::dispatch_float("attention", c.in[0].dtype(), [&](auto t) { forward_cpu<decltype(t)>(c); });
   };
   att.cpu.backward = [](GradCall& c) {
-    cpu::dispatch_float("attention", c.in[0].dtype(), [&](auto t) { backward_cpu<decltype(t)>(c); });
+    cpu::dispatch_float("attention", c.in[0].dtype(),
+                        [&](auto t) { backward_cpu<decltype(t)>(c); });
   };
   auto qkv = [](Shape s, double lo = -1, double hi = 1) {
     return std::vector<TestInput>{{s, false, lo, hi}, {s, false, lo, hi}, {s}};
   };
-  // Odd N (tails of every tile), N = 70 crosses the CPU key block (64) and the CUDA query/key
-  // tiles; D = 32 and 64 cover the templated CUDA kernels; q, k in [-2, 2] give peaked rows.
+  // Odd N (tails of every tile): N = 70 crosses the CUDA query and key tiles (64, 32), N = 261
+  // the CPU key block (256); D = 32 and 64 cover the templated CUDA kernels (smaller D pads to
+  // 32); q, k in [-2, 2] give peaked rows.
   att.tests = {{"N5 D4", qkv({2, 1, 5, 4}, -2, 2)},
                {"N17 D8 scale", qkv({1, 3, 17, 8}, -2, 2), {{"scale", 0.7}}},
                {"N33 D4", qkv({2, 2, 33, 4})},
                {"N70 D8", qkv({1, 2, 70, 8}, -2, 2)},
+               {"N261 D4", qkv({1, 1, 261, 4}, -2, 2)},
                {"N19 D32", qkv({2, 1, 19, 32})},
                {"N19 D64 scale", qkv({1, 2, 19, 64}), {{"scale", -0.3}}},
                {"N70 D32", qkv({1, 1, 70, 32})}};
   att.bench_cases = {{"B32 H16 N256 D64", qkv({32, 16, 256, 64})},
-                     {"B8 H16 N1024 D128", qkv({8, 16, 1024, 128})}};
+                     {"B8 H16 N1024 D128", qkv({8, 16, 1024, 128})},
+                     {"bf16 B32 H16 N256 D64", qkv({32, 16, 256, 64}), {}, true},
+                     {"bf16 B8 H16 N1024 D128", qkv({8, 16, 1024, 128}), {}, true}};
   att.flops = [](const std::vector<Tensor>& in, const Attrs&) {
     const Shape& s = in[0].shape();
     return 4.0 * double(s[0] * s[1]) * double(s[2]) * double(s[2]) * double(s[3]);
   };
-  // f32 CUDA vs CPU: both use correctly rounded-ish expf (<= 2 ulp) but sum scores, softmax
-  // denominators and dK/dV over different orders (tiles, shuffles); each output is a convex
-  // combination or a sum of at most N = 70 O(1) terms, so the relative error stays near
-  // N * 2^-24 ~ 5e-6; 2e-5 leaves margin without hiding a wrong mask or a missing rescale.
+  att.backward_flops_ratio = 2.5;  // FlashAttention convention: 5 N x N x D products vs 2
+  // f32 CUDA vs CPU: exp within 1-2 ulp on both sides, but scores, softmax denominators and
+  // dQ/dK/dV are summed in different orders (BLAS blocks vs tiles and shuffles). Each output is a
+  // convex combination or a sum of at most N = 261 O(1) terms: rounding grows like
+  // sqrt(N) 2^-24 ~ 1e-6 (N 2^-24 ~ 1.6e-5 in the worst case), so 2e-5 passes honest
+  // reorderings while a wrong mask, a missing rescale or a lost tile is off by far more.
   att.parity_tol = 2e-5;
   r.add(std::move(att));
 }

@@ -4,6 +4,14 @@
 
 namespace sd::cpu {
 
+BlasSingleThread::BlasSingleThread(bool on) : saved_(openblas_get_num_threads()), on_(on) {
+  if (on_) openblas_set_num_threads(1);
+}
+
+BlasSingleThread::~BlasSingleThread() {
+  if (on_) openblas_set_num_threads(saved_);
+}
+
 template <>
 void gemm<float>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {

@@ -465,6 +465,7 @@ void fwd_bf16(const Dims& d, const Tensor& q, const Tensor& k, const Tensor& v, 
 
 void forward_cuda(OpCall& c) {
   const Tensor &q = c.in[0], &k = c.in[1], &v = c.in[2];
+  if (q.numel() == 0) return;  // B or H is 0: nothing to write (and no empty grid to launch)
   Dims d = dims_of(q);
   float s = attention_scale(c.attrs, d.D);
   if (q.dtype() == DType::F32) {
@@ -473,8 +474,8 @@ void forward_cuda(OpCall& c) {
     else fwd_f32<128>(d, q, k, v, c.out[0], c.out[1], s);
     return;
   }
-  SD_CHECK(q.dtype() == DType::BF16, "attention: the cuda backend computes in f32 or bf16, got 'q' ",
-           q.desc());
+  SD_CHECK(q.dtype() == DType::BF16,
+           "attention: the cuda backend computes in f32 or bf16, got 'q' ", q.desc());
   SD_CHECK(d.D % 8 == 0, "attention: bf16 on cuda needs head dim D a multiple of 8 and <= 128, got "
            "head dim D = ", d.D, " ('q' ", q.desc(), ")");
   for (const Tensor* t : {&q, &k, &v})
@@ -489,7 +490,7 @@ template <int DP>
 void bwd_f32_kernels(const Dims& d, const float* q, const float* k, const float* v,
                      const float* g, const float* lse, const float* dvec, float* dq, float* dk,
                      float* dv, float s) {
-  constexpr int threads = 64 * (DP / kDpt);
+  constexpr int threads = kRowsF * (DP / kDpt);  // = kKeysB * (DP / kDpt), the launch bounds
   if (dk || dv) {
     attn_bwd_dkdv_f32<DP><<<d.grid, threads, 0, cuda::stream()>>>(q, k, v, g, lse, dvec, dk, dv,
                                                                   d.N, d.D, s);
@@ -521,7 +522,7 @@ void backward_f32(const Tensor& q, const Tensor& k, const Tensor& v, const Tenso
 void backward_cuda(GradCall& c) {
   bool any = false;
   for (auto& t : c.grad_in) any |= t.defined();
-  if (!any) return;
+  if (!any || c.in[0].numel() == 0) return;
   if (!c.grad_out[0].defined()) {  // no gradient reaches the output: all input gradients are 0
     for (auto& t : c.grad_in)
       if (t.defined()) t.zero_();

@@ -17,6 +17,12 @@ namespace sd::cuda {
 cudaStream_t stream();        // the stream every kernel and copy is ordered on
 cublasHandle_t cublas();      // bound to stream(), workspace set, TF32 allowed for f32
 
+// Row-major C_i = op(A_i) op(B_i) + beta C_i for i < batch, element strides sa/sb/sc between
+// batch items (0 shares an operand); TF32 tensor cores, f32 accumulation (kernels/cuda/blas.cu).
+void gemm(int64_t batch, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A,
+          int64_t lda, int64_t sa, const float* B, int64_t ldb, int64_t sb, float beta, float* C,
+          int64_t ldc, int64_t sc);
+
 inline unsigned grid_for(int64_t n, int block) {
   int64_t g = (n + block - 1) / block;
   return unsigned(g < 1 ? 1 : (g > 1048576 ? 1048576 : g));  // kernels use grid-stride loops
