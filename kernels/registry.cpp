@@ -233,6 +233,12 @@ void expect_same_dtype(const std::string& op, const std::string& arg, const Tens
            " like the first input, got ", t.desc());
 }
 
+void expect_u64_attr(const std::string& op, const Attrs& attrs, const char* name) {
+  const auto& v = attrs[name];
+  expect_attr(op, name, v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0),
+              "an integer >= 0", v);
+}
+
 void expect_attr(const std::string& op, const std::string& attr, bool ok,
                  const std::string& expected, const nlohmann::json& got) {
   SD_CHECK(ok, op, ": attribute '", attr, "' expected ", expected, ", got ", got.dump());

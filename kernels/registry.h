@@ -147,6 +147,8 @@ void expect_float(const std::string& op, const std::string& arg, const Tensor& t
 void expect_dtype(const std::string& op, const std::string& arg, const Tensor& t, DType d);
 void expect_same_dtype(const std::string& op, const std::string& arg, const Tensor& t,
                        const Tensor& ref);
+// seed / offset attributes: JSON integers >= 0 (large ones parse as unsigned).
+void expect_u64_attr(const std::string& op, const Attrs& attrs, const char* name);
 void expect_attr(const std::string& op, const std::string& attr, bool ok,
                  const std::string& expected, const nlohmann::json& got);
 

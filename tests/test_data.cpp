@@ -15,25 +15,13 @@
 #include "tools/data/shapes.h"
 #include "tools/image_io.h"
 #include "tools/plot.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace sd;
 
 namespace {
 
-// A fresh directory per test, removed afterwards.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path = fs::temp_directory_path() /
-           ("simdiff_" + std::string(info->name()) + "_" + std::to_string(getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 void write_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
   std::ofstream f(path, std::ios::binary);

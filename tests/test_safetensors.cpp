@@ -10,24 +10,13 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/safetensors.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace sd;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path = fs::temp_directory_path() /
-           ("simdiff_st_" + std::string(info->name()) + "_" + std::to_string(getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return (path / name).string(); }
-};
 
 void write_bytes(const std::string& path, const std::string& bytes) {
   std::ofstream f(path, std::ios::binary);

@@ -17,12 +17,6 @@
 namespace sd {
 namespace {
 
-// seed / offset: JSON integers >= 0 (JSON parsing stores large ones as unsigned).
-void expect_u64(const std::string& op, const Attrs& attrs, const char* name) {
-  const auto& v = attrs[name];
-  expect_attr(op, name, v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0),
-              "an integer >= 0", v);
-}
 
 // Valid rows are 0..V-1; checked on the host before any kernel runs (idx is a small label batch,
 // copied from the device when needed).
@@ -173,8 +167,8 @@ void register_embed_ops(Registry& r) {
     const auto& p = a["p"];
     expect_attr("dropout", "p", p.is_number() && p.get<double>() >= 0 && p.get<double>() < 1,
                 "a number in [0, 1)", p);
-    expect_u64("dropout", a, "seed");
-    expect_u64("dropout", a, "offset");
+    expect_u64_attr("dropout", a, "seed");
+    expect_u64_attr("dropout", a, "offset");
     return std::vector<OutMeta>{{in[0].shape(), in[0].dtype()}};
   };
   auto run = [](const Tensor& src, const Tensor& dst, const Attrs& a) {

@@ -9,11 +9,6 @@
 namespace sd {
 namespace {
 
-void expect_u64(const std::string& op, const Attrs& attrs, const char* name) {
-  const auto& v = attrs[name];
-  expect_attr(op, name, v.is_number_unsigned() || (v.is_number_integer() && v.get<int64_t>() >= 0),
-              "an integer >= 0", v);
-}
 
 std::vector<OutMeta> infer_draw(const std::string& op, const Attrs& a) {
   const auto& s = a["shape"];
@@ -21,8 +16,8 @@ std::vector<OutMeta> infer_draw(const std::string& op, const Attrs& a) {
   if (ok)
     for (const auto& d : s) ok = ok && d.is_number_integer() && d.get<int64_t>() >= 0;
   expect_attr(op, "shape", ok, "a list of integers >= 0", s);
-  expect_u64(op, a, "seed");
-  expect_u64(op, a, "offset");
+  expect_u64_attr(op, a, "seed");
+  expect_u64_attr(op, a, "offset");
   return {{s.get<Shape>(), DType::F32}};
 }
 

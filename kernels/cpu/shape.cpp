@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "kernels/cpu/common.h"
+#include "kernels/concat_rows.h"
 #include "kernels/permute.h"
 
 namespace sd {
@@ -19,18 +20,7 @@ int norm_axis(const std::string& op, const Attrs& attrs, int ndim) {
   int64_t ax = a.get<int64_t>();
   expect_attr(op, "axis", ax >= -ndim && ax < ndim,
               "an axis in [" + std::to_string(-ndim) + ", " + std::to_string(ndim) + ")", a);
-  return int(ax < 0 ? ax + ndim : ax);
-}
-
-// [outer, ra + rb] rows of the joined tensor against [outer, ra] and [outer, rb].
-struct Rows {
-  int64_t outer, ra, rb;
-};
-Rows rows_of(const Shape& joined, int axis, int64_t first) {
-  int64_t outer = 1, inner = 1;
-  for (int d = 0; d < axis; ++d) outer *= joined[d];
-  for (size_t d = axis + 1; d < joined.size(); ++d) inner *= joined[d];
-  return {outer, first * inner, (joined[axis] - first) * inner};
+  return axis_attr(attrs, ndim);
 }
 
 // y row = [a row | b row]; an absent part (nullptr) reads as zeros.

@@ -8,6 +8,7 @@
 //              symmetric and orthogonal (M = M^T = M^-1), so the inverse applies the same
 //              formulas to (LL, LH, HL, HH) to give (a, b, c, d), and each transform's backward
 //              is the other's forward.
+#include "kernels/haar_backend.h"
 #include "kernels/cpu/common.h"
 
 namespace sd {
@@ -76,17 +77,6 @@ void haar(const char* op, bool forward, const Tensor& src, const Tensor& dst) {
   });
 }
 
-Backend haar_backend(const char* op, bool forward) {
-  return {[=](OpCall& c) { haar(op, forward, c.in[0], c.out[0]); },
-          [=](GradCall& c) {
-            if (!c.grad_in[0].defined()) return;
-            if (!c.grad_out[0].defined())
-              c.grad_in[0].zero_();
-            else
-              haar(op, !forward, c.grad_out[0], c.grad_in[0]);
-          }};
-}
-
 }  // namespace
 
 void register_wavelet_ops(Registry& r) {
@@ -104,7 +94,7 @@ void register_wavelet_ops(Registry& r) {
              "haar_dwt: 'x' expected [B, C, H, W] with even H and W, got ", x.desc());
     return std::vector<OutMeta>{{{x.dim(0), 4 * x.dim(1), x.dim(2) / 2, x.dim(3) / 2}, x.dtype()}};
   };
-  dwt_def.cpu = haar_backend("haar_dwt", true);
+  dwt_def.cpu = haar_backend("haar_dwt", true, haar);
   // W = 6 and 10 take the CUDA scalar path (W % 4 != 0), W = 8 the float4 path.
   dwt_def.tests = {{"W=6", {{{2, 3, 4, 6}, false, -2, 2}}},
                    {"W=8", {{{1, 2, 6, 8}, false, -2, 2}}},
@@ -127,7 +117,7 @@ void register_wavelet_ops(Registry& r) {
              "haar_idwt: 'x' expected [B, 4C, h, w] with channels divisible by 4, got ", x.desc());
     return std::vector<OutMeta>{{{x.dim(0), x.dim(1) / 4, 2 * x.dim(2), 2 * x.dim(3)}, x.dtype()}};
   };
-  idwt_def.cpu = haar_backend("haar_idwt", false);
+  idwt_def.cpu = haar_backend("haar_idwt", false, haar);
   // w = 3 and 1 take the CUDA scalar path (odd w), w = 4 the float4 path.
   idwt_def.tests = {{"w=3", {{{2, 12, 2, 3}, false, -2, 2}}},
                     {"w=4", {{{1, 8, 3, 4}, false, -2, 2}}},

@@ -10,6 +10,7 @@
 //     along the last axis, so both global accesses are coalesced (NCHW <-> NHWC is this case).
 //     The tile has 33 columns so the transposed read from shared memory has no bank conflicts.
 #include "kernels/cuda/common.cuh"
+#include "kernels/concat_rows.h"
 #include "kernels/permute.h"
 
 namespace sd {
@@ -98,20 +99,6 @@ void launch_permute(const PermutePlan& p, const T* x, T* y) {
   CUDA_CHECK_LAUNCH();
 }
 
-int norm_axis(const Attrs& attrs, int ndim) {
-  int64_t ax = attrs["axis"].get<int64_t>();  // validated by infer
-  return int(ax < 0 ? ax + ndim : ax);
-}
-
-struct Rows {
-  int64_t outer, ra, rb;
-};
-Rows rows_of(const Shape& joined, int axis, int64_t first) {
-  int64_t outer = 1, inner = 1;
-  for (int d = 0; d < axis; ++d) outer *= joined[d];
-  for (size_t d = axis + 1; d < joined.size(); ++d) inner *= joined[d];
-  return {outer, first * inner, (joined[axis] - first) * inner};
-}
 
 template <class T>
 T* ptr_or_null(const Tensor& t) { return t.defined() ? t.data<T>() : nullptr; }
@@ -149,14 +136,14 @@ std::vector<int64_t> inverse_perm(const std::vector<int64_t>& p) {
 void register_shape_cuda(Registry& r) {
   r.mutable_at("concat").cuda = {
       [](OpCall& c) {
-        int ax = norm_axis(c.attrs, c.in[0].ndim());
+        int ax = axis_attr(c.attrs, c.in[0].ndim());
         Rows rw = rows_of(c.out[0].shape(), ax, c.in[0].shape()[ax]);
         dispatch_move("concat", c.in[0].dtype(), [&](auto t) {
           join<decltype(t)>(rw, c.in[0], c.in[1], c.out[0]);
         });
       },
       [](GradCall& c) {
-        int ax = norm_axis(c.attrs, c.in[0].ndim());
+        int ax = axis_attr(c.attrs, c.in[0].ndim());
         Rows rw = rows_of(c.out[0].shape(), ax, c.in[0].shape()[ax]);
         dispatch_move("concat", c.in[0].dtype(), [&](auto t) {
           part<decltype(t)>(rw, c.grad_out[0], c.grad_in[0], c.grad_in[1]);
@@ -164,7 +151,7 @@ void register_shape_cuda(Registry& r) {
       }};
   r.mutable_at("split").cuda = {
       [](OpCall& c) {
-        int ax = norm_axis(c.attrs, c.in[0].ndim());
+        int ax = axis_attr(c.attrs, c.in[0].ndim());
         Rows rw = rows_of(c.in[0].shape(), ax, c.attrs["first"].get<int64_t>());
         dispatch_move("split", c.in[0].dtype(), [&](auto t) {
           part<decltype(t)>(rw, c.in[0], c.out[0], c.out[1]);
@@ -172,7 +159,7 @@ void register_shape_cuda(Registry& r) {
       },
       [](GradCall& c) {
         if (!c.grad_in[0].defined()) return;
-        int ax = norm_axis(c.attrs, c.in[0].ndim());
+        int ax = axis_attr(c.attrs, c.in[0].ndim());
         Rows rw = rows_of(c.in[0].shape(), ax, c.attrs["first"].get<int64_t>());
         dispatch_move("split", c.in[0].dtype(), [&](auto t) {
           join<decltype(t)>(rw, c.grad_out[0], c.grad_out[1], c.grad_in[0]);

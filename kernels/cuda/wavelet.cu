@@ -7,6 +7,7 @@
 // symmetric).
 #include <cstdint>
 
+#include "kernels/haar_backend.h"
 #include "kernels/cuda/common.cuh"
 
 namespace sd {
@@ -100,22 +101,11 @@ void haar(const char* op, bool forward, const Tensor& src, const Tensor& dst) {
   CUDA_CHECK_LAUNCH();
 }
 
-Backend haar_backend(const char* op, bool forward) {
-  return {[=](OpCall& c) { haar(op, forward, c.in[0], c.out[0]); },
-          [=](GradCall& c) {
-            if (!c.grad_in[0].defined()) return;
-            if (!c.grad_out[0].defined())
-              c.grad_in[0].zero_();
-            else
-              haar(op, !forward, c.grad_out[0], c.grad_in[0]);
-          }};
-}
-
 }  // namespace
 
 void register_wavelet_cuda(Registry& r) {
-  r.mutable_at("haar_dwt").cuda = haar_backend("haar_dwt", true);
-  r.mutable_at("haar_idwt").cuda = haar_backend("haar_idwt", false);
+  r.mutable_at("haar_dwt").cuda = haar_backend("haar_dwt", true, haar);
+  r.mutable_at("haar_idwt").cuda = haar_backend("haar_idwt", false, haar);
 }
 
 }  // namespace sd
