@@ -1,4 +1,4 @@
-// Whole-model benchmarks, registered statically next to bench_ops.cpp's op benchmarks (same
+// The whole-model benchmark, registered statically next to bench_ops.cpp's op benchmarks (same
 // simdiff_bench binary and main):
 //   train_step/<config>/<cpu|cuda>   one full training step of the config's model at its batch
 //     size, as tools/train.cpp runs it minus data loading: zero grads, diffusion_loss (draws,
@@ -6,11 +6,8 @@
 //     (Philox uniform images, integer labels); each step draws its own t, noise and dropout.
 //     Config: $SIMDIFF_CONFIG, default "configs/demo.json" relative to the working directory;
 //     <config> is the file's stem. Compare with `bench/torch_model.py --time`. A CPU step takes
-//     seconds, so Google Benchmark's default gives one timed step: for a stable number run e.g.
-//     --benchmark_repetitions=9 (median aggregate), as bench/README.md does.
-//   attention/<case> bf16/cuda/<fwd|bwd>   the attention bench cases with bf16 q, k, v (the
-//     dtype the attention targets are stated in; bench_ops.cpp runs every op in f32).
-//     bench/torch_baseline.py times F.scaled_dot_product_attention (flash) under the same names.
+//     0.2 s to seconds, so Google Benchmark's default gives one timed step: for a stable number run e.g.
+//     --benchmark_repetitions=3 and interleave with the PyTorch side, as bench/README.md does.
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>
@@ -90,42 +87,6 @@ void bench_train_step(benchmark::State& bs, Device dev) {
       double(st.s->cfg.train.batch_size) * double(bs.iterations()), benchmark::Counter::kIsRate);
 }
 
-// The attention bench case `label` (looked up at run time, so shapes stay owned by
-// kernels/cpu/attention.cpp) with bf16 inputs on the GPU.
-const TestCase* attention_case(benchmark::State& bs, const std::string& label) {
-  for (const TestCase& tc : Registry::get().at("attention").bench_cases)
-    if (tc.label == label) return &tc;
-  bs.SkipWithError(("attention has no bench case '" + label + "'").c_str());
-  return nullptr;
-}
-
-std::vector<Tensor> bf16_inputs(const TestCase& tc) {
-  std::vector<Tensor> in = make_op_inputs(tc, 1, DType::F32, Device::CUDA);
-  for (Tensor& t : in) t = t.to(DType::BF16);
-  return in;
-}
-
-void bench_attention_bf16(benchmark::State& bs, std::string label, bool bwd) {
-  const TestCase* tc = attention_case(bs, label);
-  if (!tc) return;
-  const OpDef& def = Registry::get().at("attention");
-  std::vector<Tensor> in = bf16_inputs(*tc);
-  std::vector<Tensor> out = run_forward("attention", in, tc->attrs);
-  std::vector<Tensor> gout{random_uniform_tensor(out[0].shape(), 2, 0).to(Device::CUDA).to(DType::BF16),
-                           Tensor()};
-  device_synchronize();
-  for (auto _ : bs) {
-    if (bwd)
-      run_backward("attention", in, out, gout, {true, true, true}, tc->attrs);
-    else
-      out = run_forward("attention", in, tc->attrs);
-    device_synchronize();
-  }
-  double flops = def.flops(in, tc->attrs) * (bwd ? def.backward_flops_ratio : 1.0);
-  bs.counters["TFLOP/s"] =
-      benchmark::Counter(flops * double(bs.iterations()) / 1e12, benchmark::Counter::kIsRate);
-}
-
 // Static registration: only getenv and a device query run before main.
 const bool registered = [] {
   std::string cfg = std::filesystem::path(config_path()).stem().string();
@@ -136,14 +97,6 @@ const bool registered = [] {
                                  bench_train_step, d)
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
-  if (cuda_available())
-    for (const char* label : {"B32 H16 N256 D64", "B8 H16 N1024 D128"})
-      for (bool bwd : {false, true})
-        benchmark::RegisterBenchmark(
-            ("attention/" + std::string(label) + " bf16/cuda/" + (bwd ? "bwd" : "fwd")).c_str(),
-            bench_attention_bf16, std::string(label), bwd)
-            ->UseRealTime()
-            ->Unit(benchmark::kMicrosecond);
   return true;
 }();
 

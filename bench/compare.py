@@ -75,7 +75,7 @@ def target(name):
         return None
     if op in MEMORY_TARGET:
         return (">= 80% copy", "copy", 0.80)
-    if op == "attention" and " bf16/" in name:
+    if op == "attention" and "/bf16 " in name:
         return (">= 1.0x flash", "ratio", 1.0) if name.endswith("/fwd") else (">= 0.8x flash", "ratio", 0.8)
     if op in GEMM:
         return (">= 0.95x torch", "ratio", 0.95)

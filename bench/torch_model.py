@@ -11,8 +11,8 @@ keys (e.g. "down.0.0.conv1.w"), so a trace or checkpoint loads by name.
       The port runs in float64 by default, so the errors are those of our f32 engine.
       Dropout masks (Philox) are not reproduced: trace a config with "model.dropout": 0
       (configs/demo.json has it; for tests/data/tiny.json make a copy with dropout 0).
-  torch_model.py --time --config configs/demo.json --threads 2 --steps N
-      Times the training step of the same architecture on the CPU at the config's batch size:
+  torch_model.py --time --config configs/demo.json --threads 2 --steps N [--device cuda]
+      Times the training step of the same architecture (CPU by default) at the config's batch size:
       zero grads, loss (noising + forward), backward, global-norm clipping, AdamW, EMA — what
       tools/train.cpp does per step, minus data loading. Prints one JSON line with ms/step.
 
@@ -26,18 +26,17 @@ import struct
 import sys
 import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 # ---------------------------------------------------------------- safetensors (no package needed)
 
-_DTYPES = {"F32": np.float32, "F64": np.float64, "I32": np.int32, "I64": np.int64, "F16": np.float16}
-
-
 def load_safetensors(path):
     """-> ({name: np.ndarray}, metadata dict). 8-byte LE header length, JSON header, raw data."""
+    import numpy as np  # only the trace check needs numpy
+
+    dtypes = {"F32": np.float32, "F64": np.float64, "I32": np.int32, "I64": np.int64, "F16": np.float16}
     with open(path, "rb") as f:
         raw = f.read()
     (n,) = struct.unpack("<Q", raw[:8])
@@ -51,7 +50,7 @@ def load_safetensors(path):
         if h["dtype"] == "BF16":  # widen to f32: bf16 is the top half of an f32
             a = (np.frombuffer(buf, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
         else:
-            a = np.frombuffer(buf, dtype=_DTYPES[h["dtype"]])
+            a = np.frombuffer(buf, dtype=dtypes[h["dtype"]])
         out[name] = a.reshape(h["shape"]).copy()
     return out, meta
 
@@ -130,7 +129,7 @@ def haar_idwt(y):
 def sinusoidal_embedding(x, dim, max_period=10000.0):
     """[cos(x f_i), sin(x f_i)], f_i = max_period^(-i/h), in double then rounded (embed.cpp)."""
     h = dim // 2
-    f = torch.exp(-math.log(max_period) * torch.arange(h, dtype=torch.float64) / h)
+    f = torch.exp(-math.log(max_period) * torch.arange(h, dtype=torch.float64, device=x.device) / h)
     ang = x.to(torch.float64)[:, None] * f[None, :]
     return torch.cat([torch.cos(ang), torch.sin(ang)], 1)
 
@@ -357,6 +356,8 @@ def merged_config(cfg):
 
 def rel_err(ours, ref):
     """max |ours - ref| / max |ref| (0 when both are all zeros)."""
+    import numpy as np
+
     ours, ref = np.asarray(ours, np.float64), np.asarray(ref, np.float64)
     if ours.shape != ref.shape:
         return float("inf"), f"shape {list(ours.shape)} vs {list(ref.shape)}"
@@ -368,7 +369,10 @@ def rel_err(ours, ref):
 
 
 def run_trace(args):
-    t, meta = load_safetensors(args.trace)
+    try:
+        t, meta = load_safetensors(args.trace)
+    except (OSError, ValueError, KeyError) as e:
+        sys.exit(f"{args.trace}: cannot read the trace: {type(e).__name__}: {e}")
     if "config" not in meta:
         sys.exit(f"{args.trace}: no 'config' in the safetensors metadata (not a `simdiff trace` file?)")
     cfg = merged_config(json.loads(meta["config"]))
@@ -405,7 +409,7 @@ def run_trace(args):
         if "grad." + n in t and a.grad is not None:
             rows.append(("grad." + n, *rel_err(t["grad." + n], a.grad.numpy())))
     for n, p in names.items():
-        gp = p.grad.numpy() if p.grad is not None else np.zeros(tuple(p.shape))
+        gp = p.grad.numpy() if p.grad is not None else torch.zeros(p.shape).numpy()
         rows.append(("grad_param." + n, *rel_err(t["grad_param." + n], gp)))
     unmatched = sorted(k for k in t if k.startswith("act.") and k[4:] not in acts)
 
@@ -431,26 +435,33 @@ def run_trace(args):
 
 def run_time(args):
     torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
+    if dev.type == "cuda":  # as our cuBLAS calls: TF32 tensor cores for f32 GEMMs
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
     with open(args.config) as f:
         cfg = merged_config(json.load(f))
     m, d, tc = cfg["model"], cfg["diffusion"], cfg["train"]
     B, R, C = tc["batch_size"], m["resolution"], m["channels"]
     model = UViT(m)
     model.init_like_simdiff(tc["seed"])
+    model.to(dev)
     params = list(model.parameters())
     opt = torch.optim.AdamW(params, lr=tc["lr"], betas=(tc["beta1"], tc["beta2"]), eps=tc["adam_eps"],
                             weight_decay=tc["weight_decay"])
     ema = [p.detach().clone() for p in params]
-    gen = torch.Generator().manual_seed(1)
-    x = torch.rand(B, C, R, R, generator=gen) * 2 - 1  # a fixed batch, as bench_model.cpp uses
-    labels = torch.randint(0, max(m["num_classes"], 1), (B,), generator=gen)
+    gen = torch.Generator(device=dev).manual_seed(1)
+    x = torch.rand(B, C, R, R, generator=gen, device=dev) * 2 - 1  # fixed, as bench_model.cpp's
+    labels = torch.randint(0, max(m["num_classes"], 1), (B,), generator=gen, device=dev)
+    grid = torch.arange(B, dtype=torch.float64, device=dev) / B
 
     def step(i):
         opt.zero_grad(set_to_none=False)
-        t = (torch.rand(1, generator=gen).double() + torch.arange(B, dtype=torch.float64) / B) % 1.0
+        t = (torch.rand(1, generator=gen, device=dev).double() + grid) % 1.0
         logsnr = logsnr_schedule(t, d, R).float()
         alpha, sigma = torch.sigmoid(logsnr).sqrt(), torch.sigmoid(-logsnr).sqrt()
-        eps = torch.randn(x.shape, generator=gen)
+        eps = torch.randn(x.shape, generator=gen, device=dev)
         a4, s4 = alpha[:, None, None, None], sigma[:, None, None, None]
         z, v = a4 * x + s4 * eps, a4 * eps - s4 * x
         loss = diffusion_loss_from(model, cfg, z, logsnr, labels, v, alpha * alpha)
@@ -462,7 +473,7 @@ def run_time(args):
         with torch.no_grad():
             torch._foreach_mul_(ema, decay)
             torch._foreach_add_(ema, [p.detach() for p in params], alpha=1 - decay)
-        return float(loss)
+        return float(loss)  # waits for the step, as our loss.item() does
 
     for i in range(args.warmup):
         step(i)
@@ -471,10 +482,11 @@ def run_time(args):
         t0 = time.perf_counter()
         step(args.warmup + i)
         times.append((time.perf_counter() - t0) * 1e3)
-    print(json.dumps({"name": "train_step/torch/cpu", "config": args.config, "batch": B,
+    print(json.dumps({"name": f"train_step/torch/{dev.type}", "config": args.config, "batch": B,
                       "threads": args.threads, "steps": args.steps,
                       "ms_per_step": statistics.median(times), "mean_ms": statistics.fmean(times),
-                      "min_ms": min(times), "torch": torch.__version__,
+                      "min_ms": min(times), "times_ms": times, "torch": torch.__version__,
+                      "torch_threads": torch.get_num_threads(),
                       "parameters": sum(p.numel() for p in params)}))
     return 0
 
@@ -486,7 +498,8 @@ def main():
     ap.add_argument("--dtype", choices=["f64", "f32"], default="f64", help="precision of the port")
     ap.add_argument("--time", action="store_true", help="time the training step on the CPU")
     ap.add_argument("--config", default="configs/demo.json")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2, help="CPU threads (--time)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (--time)")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     args = ap.parse_args()

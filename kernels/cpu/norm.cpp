@@ -360,9 +360,13 @@ void register_norm_ops(Registry& r) {
       group_norm_backward<decltype(t)>(c, group_dims(c.in[0], c.attrs));
     });
   };
+  // Large groups take gamma, beta in [-0.1, 0.1]: as for long layer_norm rows, the finite
+  // difference of a loss summed over ~18k outputs otherwise carries ~5e-7 of rounding noise.
   auto gcase = [](std::string label, Shape x, int64_t groups) {
     int64_t C = x[1];
-    return TestCase{label, {{x, false, -2, 2}, {{C}}, {{C}}}, {{"groups", groups}}};
+    double a = shape_numel(x) / x[0] / groups > 4096 ? 0.1 : 1.0;
+    return TestCase{label, {{x, false, -2, 2}, {{C}, false, -a, a}, {{C}, false, -a, a}},
+                    {{"groups", groups}}};
   };
   // groups 1, C and in between; odd spatial sizes; 1-D and 3-D spatial; S % 4 == 0 for the CUDA
   // float4 path; groups of 2*96*96 and 2*95*97 values exceed the CUDA shared-memory cache.
