@@ -10,6 +10,7 @@
 //     --benchmark_repetitions=3 and interleave with the PyTorch side, as bench/README.md does.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -35,9 +36,10 @@ struct StepState {
   uint64_t step = 0;
 };
 
+// Never destroyed (like the CUDA block cache): nothing to tear down in static destruction.
 StepState& state_for(Device dev) {
-  static std::map<Device, std::unique_ptr<StepState>> states;
-  auto& st = states[dev];
+  static auto* states = new std::map<Device, std::unique_ptr<StepState>>;
+  auto& st = (*states)[dev];
   if (st) return *st;
   Config cfg = Config::load(config_path());
   st = std::make_unique<StepState>();

@@ -45,7 +45,7 @@ void bench_forward(benchmark::State& st, const OpDef* def, TestCase tc, Device d
   }
   double n = double(st.iterations());
   if (def->flops)
-    st.counters["TFLOP/s"] = benchmark::Counter(def->flops(in, tc.attrs) * n / 1e12, benchmark::Counter::kIsRate);
+    st.counters["TFLOP/s"] = benchmark::Counter(def->flops(in, resolve_attrs(*def, tc.attrs)) * n / 1e12, benchmark::Counter::kIsRate);
   st.counters["GB/s"] = benchmark::Counter((bytes_of(in) + bytes_of(out)) * n / 1e9, benchmark::Counter::kIsRate);
 }
 
@@ -67,7 +67,7 @@ void bench_backward(benchmark::State& st, const OpDef* def, TestCase tc, Device 
   double n = double(st.iterations());
   if (def->flops)
     st.counters["TFLOP/s"] = benchmark::Counter(
-        def->backward_flops_ratio * def->flops(in, tc.attrs) * n / 1e12, benchmark::Counter::kIsRate);
+        def->backward_flops_ratio * def->flops(in, resolve_attrs(*def, tc.attrs)) * n / 1e12, benchmark::Counter::kIsRate);
   st.counters["GB/s"] = benchmark::Counter(
       (bytes_of(in) + bytes_of(out) + bytes_of(gout) + bytes_of(gin)) * n / 1e9, benchmark::Counter::kIsRate);
 }

@@ -12,6 +12,10 @@
 namespace sd {
 namespace {
 
+// Below this many elements a loop runs on one thread: an OpenMP region costs more than the work,
+// and a training step has hundreds of small ones (bias-sized gradient accumulation).
+constexpr int64_t kParallelMin = 1 << 15;
+
 std::vector<OutMeta> infer_binary(const std::string& op, const std::vector<Tensor>& in) {
   expect_float(op, "a", in[0]);
   expect_float(op, "b", in[1]);
@@ -30,7 +34,7 @@ void binary_forward(const Tensor& a, const Tensor& b, const Tensor& y, F f) {
   const T* pa = a.data<T>();
   const T* pb = b.data<T>();
   T* py = y.data<T>();
-#pragma omp parallel for
+#pragma omp parallel for if (bc.numel >= kParallelMin)
   for (int64_t i = 0; i < bc.numel; ++i) {
     int64_t ia = i, ib = i;
     if (!bc.same) bc.offsets(i, ia, ib);
@@ -49,7 +53,7 @@ void binary_grad(const Broadcast& bc, bool for_a, const Tensor& g, const Tensor*
   T* out = ga.data<T>();
   bool full = ga.numel() == bc.numel;
   if (!full) std::fill(out, out + ga.numel(), T(0));
-#pragma omp parallel for if (full)
+#pragma omp parallel for if (full && bc.numel >= kParallelMin)
   for (int64_t i = 0; i < bc.numel; ++i) {
     int64_t ia = i, ib = i;
     if (!bc.same) bc.offsets(i, ia, ib);
@@ -76,7 +80,7 @@ void unary_forward(OpCall& c, F f) {
     const T* x = c.in[0].data<T>();
     T* y = c.out[0].data<T>();
     int64_t n = c.in[0].numel();
-#pragma omp parallel for
+#pragma omp parallel for if (n >= kParallelMin)
     for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
   });
 }
@@ -91,7 +95,7 @@ void unary_backward(GradCall& c, F dfdx) {
     const T* g = c.grad_out[0].data<T>();
     T* dx = c.grad_in[0].data<T>();
     int64_t n = c.in[0].numel();
-#pragma omp parallel for
+#pragma omp parallel for if (n >= kParallelMin)
     for (int64_t i = 0; i < n; ++i) dx[i] = g[i] * dfdx(x[i]);
   });
 }
