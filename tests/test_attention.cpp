@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "tests/error_of.h"
 #include "kernels/op_inputs.h"
 #include "kernels/registry.h"
 
@@ -95,17 +96,6 @@ std::vector<Tensor> random_qkvg(const Shape& s, DType dt, double qk_range, uint6
     t.push_back(x.to(dt));
   }
   return t;
-}
-
-template <class F>
-void expect_error_containing(F&& f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "expected sd::Error containing '" << needle << "'";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
-        << "message: " << e.what() << "\nexpected to contain: " << needle;
-  }
 }
 
 struct Case {

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <set>
 
+#include "tests/error_of.h"
 #include "tools/data/dataset.h"
 #include "tools/data/loader.h"
 #include "tools/data/read_file.h"
@@ -32,18 +33,6 @@ std::vector<float> get_image(const Dataset& d, int64_t i, int32_t* label) {
   std::vector<float> v(size_t(d.channels()) * d.resolution() * d.resolution());
   d.get(i, v.data(), label);
   return v;
-}
-
-// Expects `f` to throw sd::Error whose message contains `needle`.
-template <class F>
-void expect_error_containing(F&& f, const std::string& needle) {
-  try {
-    f();
-    ADD_FAILURE() << "expected sd::Error containing '" << needle << "'";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
-        << "message: " << e.what() << "\nexpected to contain: " << needle;
-  }
 }
 
 std::string mnist_dir() {

@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "tests/error_of.h"
 #include "kernels/op_inputs.h"
 #include "kernels/registry.h"
 
@@ -23,12 +24,7 @@ void expect_close(const Tensor& got, const std::vector<double>& want, double tol
 
 std::string error_of(const std::string& op, const std::vector<Tensor>& in,
                      const Attrs& attrs = Attrs::object()) {
-  try {
-    run_forward(op, in, attrs);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
+  return ::error_of([&] { run_forward(op, in, attrs); });
 }
 
 // C[b] = op(A[b]) op(B[b or shared]) by the definition.

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "tests/error_of.h"
 #include "kernels/op_inputs.h"
 #include "kernels/registry.h"
 #include "runtime/philox.h"
@@ -15,15 +16,6 @@ using namespace sd;
 using ::testing::HasSubstr;
 
 namespace {
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 Tensor iota(const Shape& s) {
   std::vector<float> v(size_t(shape_numel(s)));

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "tests/error_of.h"
 #include "kernels/op_inputs.h"
 
 namespace sd {
@@ -14,17 +15,6 @@ using ::testing::HasSubstr;
 
 Tensor uniform(const Shape& shape, uint64_t seed, DType dt = DType::F32) {
   return random_uniform_tensor(shape, seed, 0, dt);
-}
-
-// The message of the sd::Error thrown by f ("" if none).
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 double sum_sq(const Tensor& t) {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "tests/error_of.h"
 #include "kernels/registry.h"
 
 using namespace sd;
@@ -33,15 +34,6 @@ std::vector<double> schedule(const std::vector<double>& t, const Attrs& attrs) {
 double cosine_by_hand(double t) {
   double t_min = std::atan(std::exp(-7.5)), t_max = std::atan(std::exp(7.5));
   return -2 * std::log(std::tan(t_min + t * (t_max - t_min)));
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
 }
 
 // ---------------- schedules ----------------

@@ -65,7 +65,7 @@ TrainSummary train(const Config& cfg_in, const TrainOptions& opt) {
   std::vector<std::pair<int64_t, double>> curve;
   if (opt.resume && fs::exists(ckpt)) {
     LoadedCheckpoint ck = read_checkpoint(ckpt.string());
-    SD_CHECK(ck.config.model.channels == mc.channels && ck.config.to_json()["model"] == cfg.to_json()["model"],
+    SD_CHECK(ck.config.to_json()["model"] == cfg.to_json()["model"],
              ckpt.string(), ": its model config differs from the one given; resume with the same config (",
              "checkpoint: ", ck.config.to_json()["model"].dump(), ")");
     load_train_state(ck, s.ps, st, ckpt.string());
