@@ -17,6 +17,7 @@
 #include <cmath>
 
 #include "kernels/cpu/common.h"
+#include "kernels/scale_shift_dims.h"
 
 namespace sd {
 namespace {
@@ -192,20 +193,9 @@ void group_norm_backward(GradCall& c, GroupDims d) {
 
 // ---- scale_shift ----
 
-// nchw: x [B, C, *spatial], inner = spatial size; nlc: x [B, N, C], inner = N tokens.
-struct SSDims {
-  bool nlc;
-  int64_t B, C, inner;
-};
-
-SSDims ss_dims(const Tensor& x, const Attrs& a) {
-  bool nlc = a["layout"] == "nlc";
-  int64_t B = x.dim(0), C = nlc ? x.dim(2) : x.dim(1);
-  return {nlc, B, C, x.numel() / (B * C)};
-}
 
 template <class T>
-void scale_shift_forward(OpCall& c, SSDims d) {
+void scale_shift_forward(OpCall& c, ScaleShiftDims d) {
   const T *x = c.in[0].data<T>(), *sc = c.in[1].data<T>(), *sh = c.in[2].data<T>();
   T* y = c.out[0].data<T>();
   if (!d.nlc) {
@@ -225,7 +215,7 @@ void scale_shift_forward(OpCall& c, SSDims d) {
 }
 
 template <class T>
-void scale_shift_backward(GradCall& c, SSDims d) {
+void scale_shift_backward(GradCall& c, ScaleShiftDims d) {
   const T *x = c.in[0].data<T>(), *sc = c.in[1].data<T>(), *g = c.grad_out[0].data<T>();
   T* dx = c.grad_in[0].defined() ? c.grad_in[0].data<T>() : nullptr;
   T* dsc = c.grad_in[1].defined() ? c.grad_in[1].data<T>() : nullptr;
@@ -403,7 +393,7 @@ void register_norm_ops(Registry& r) {
       SD_CHECK(x.ndim() >= 2, op, ": 'x' expected [B, C, *spatial] for layout nchw, got ",
                x.desc());
     SD_CHECK(x.numel() > 0, op, ": 'x' expected at least one element, got ", x.desc());
-    SSDims d = ss_dims(x, a);
+    ScaleShiftDims d = scale_shift_dims(x, a);
     for (int k = 1; k <= 2; ++k) {
       const char* name = k == 1 ? "scale" : "shift";
       expect_same_dtype(op, name, in[k], x);
@@ -413,13 +403,13 @@ void register_norm_ops(Registry& r) {
   };
   ss.cpu.forward = [](OpCall& c) {
     cpu::dispatch_float("scale_shift", c.in[0].dtype(), [&](auto t) {
-      scale_shift_forward<decltype(t)>(c, ss_dims(c.in[0], c.attrs));
+      scale_shift_forward<decltype(t)>(c, scale_shift_dims(c.in[0], c.attrs));
     });
   };
   ss.cpu.backward = [](GradCall& c) {
     if (zero_if_no_grad(c)) return;
     cpu::dispatch_float("scale_shift", c.in[0].dtype(), [&](auto t) {
-      scale_shift_backward<decltype(t)>(c, ss_dims(c.in[0], c.attrs));
+      scale_shift_backward<decltype(t)>(c, scale_shift_dims(c.in[0], c.attrs));
     });
   };
   auto scase = [](std::string label, Shape x, std::string layout) {

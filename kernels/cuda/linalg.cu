@@ -2,6 +2,7 @@
 // cublasGemmStridedBatchedEx call with TF32 tensor-core math and f32 accumulation; bias adds and
 // bias gradients are small bandwidth-bound kernels (one read of g, one write).
 #include "kernels/cuda/common.cuh"
+#include "kernels/matmul_dims.h"
 
 namespace sd {
 namespace {
@@ -12,22 +13,6 @@ void check_f32(const char* op, const Tensor& t) {
 }
 
 using cuda::gemm;
-
-struct MatmulDims {
-  int64_t batch, M, N, K;
-  bool shared_b;
-};
-
-// Sizes only: infer() has validated the shapes.
-MatmulDims matmul_dims(const Tensor& a, const Tensor& b, bool ta, bool tb) {
-  MatmulDims d;
-  d.shared_b = b.ndim() == 2 && a.ndim() > 2;
-  d.M = ta ? a.dim(-1) : a.dim(-2);
-  d.K = ta ? a.dim(-2) : a.dim(-1);
-  d.N = tb ? b.dim(-2) : b.dim(-1);
-  d.batch = shape_numel(Shape(a.shape().begin(), a.shape().end() - 2));
-  return d;
-}
 
 void matmul_forward(OpCall& c) {
   const Tensor &a = c.in[0], &b = c.in[1];

@@ -19,6 +19,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/scale_shift_dims.h"
 
 namespace sd {
 namespace {
@@ -555,21 +556,11 @@ __global__ void scale_shift_bwd_nlc(const float* __restrict__ x, const float* __
     out[b * C + ch] = t;
 }
 
-struct SsDims {
-  bool nlc;
-  int64_t B, C, inner;
-};
-
-SsDims ss_dims(const Tensor& x, const Attrs& a) {
-  bool nlc = a["layout"] == "nlc";
-  int64_t B = x.dim(0), C = nlc ? x.dim(2) : x.dim(1);
-  return {nlc, B, C, x.numel() / (B * C)};
-}
 
 void scale_shift_forward(OpCall& c) {
   const Tensor& x = c.in[0];
   check_f32("scale_shift", x);
-  SsDims d = ss_dims(x, c.attrs);
+  ScaleShiftDims d = scale_shift_dims(x, c.attrs);
   int64_t n = x.numel();
   bool vec = (d.nlc ? d.C : d.inner) % 4 == 0 && aligned16(x) && aligned16(c.in[1]) &&
              aligned16(c.in[2]) && aligned16(c.out[0]);
@@ -584,7 +575,7 @@ void scale_shift_forward(OpCall& c) {
 void scale_shift_backward(GradCall& c) {
   const Tensor& x = c.in[0];
   const Tensor& g = c.grad_out[0];
-  SsDims d = ss_dims(x, c.attrs);
+  ScaleShiftDims d = scale_shift_dims(x, c.attrs);
   auto ptr = [](Tensor& t) { return t.defined() ? t.data<float>() : nullptr; };
   float *dx = ptr(c.grad_in[0]), *dsc = ptr(c.grad_in[1]), *dsh = ptr(c.grad_in[2]);
   if (!d.nlc) {
