@@ -1,6 +1,8 @@
 #include "tools/train.h"
 
+#include <csignal>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -15,6 +17,14 @@ namespace sd {
 namespace fs = std::filesystem;
 
 namespace {
+
+// Fault injection for the resume test: SIMDIFF_FAULT_KILL_AT_STEP=N makes the process SIGKILL
+// itself right after logging step N, the same abrupt death as an outside `kill -9` but at a
+// step the test chooses instead of a race against the clock.
+int64_t fault_kill_step() {
+  const char* v = std::getenv("SIMDIFF_FAULT_KILL_AT_STEP");
+  return v ? std::atoll(v) : -1;
+}
 
 double learning_rate(const TrainConfig& t, int64_t step) {
   double lr = t.lr;
@@ -94,6 +104,7 @@ TrainSummary train(const Config& cfg_in, const TrainOptions& opt) {
   TrainSummary sum;
   auto t0 = std::chrono::steady_clock::now();
   int64_t start = st.step;
+  const int64_t kill_at = fault_kill_step();
   auto write_curve = [&] { write_loss_svg((out / "loss.svg").string(), curve, "training loss", {.log_y = true}); };
   auto write_samples = [&](const std::string& name) {
     s.ps.bind_values(st.ema);
@@ -145,6 +156,7 @@ TrainSummary train(const Config& cfg_in, const TrainOptions& opt) {
       std::snprintf(extra, sizeof extra, "loss %.4f", loss);
       bar.update(st.step, extra, double(tc.batch_size * tc.grad_accum));
     }
+    if (st.step == kill_at) std::raise(SIGKILL);
     if (st.step % tc.ckpt_every == 0 || st.step == tc.steps) {
       save_checkpoint(ckpt.string(), cfg, s.ps, st);
       write_curve();
