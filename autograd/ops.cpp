@@ -45,6 +45,17 @@ Variable scale_shift(const Variable& x, const Variable& sc, const Variable& sh,
                      const std::string& layout) {
   return one("scale_shift", {x, sc, sh}, {{"layout", layout}});
 }
+Variable group_norm_mod(const Variable& x, const Variable& g, const Variable& b,
+                        const Variable& sc, const Variable& sh, int groups, bool silu,
+                        double eps) {
+  return one("group_norm_mod", {x, g, b, sc, sh},
+             {{"groups", groups}, {"silu", silu}, {"eps", eps}});
+}
+Variable layer_norm_mod(const Variable& x, const Variable& g, const Variable& b,
+                        const Variable& sc, const Variable& sh, bool silu, double eps) {
+  return one("layer_norm_mod", {x, g, b, sc, sh}, {{"silu", silu}, {"eps", eps}});
+}
+Variable bias_gelu(const Variable& x, const Variable& b) { return one("bias_gelu", {x, b}); }
 
 Variable attention(const Variable& q, const Variable& k, const Variable& v, double s) {
   return one("attention", {q, k, v}, {{"scale", s}});

@@ -31,6 +31,15 @@ Variable group_norm(const Variable& x, const Variable& gamma, const Variable& be
 // x * (1 + scale) + shift with scale, shift [B, C]; channels on axis 1 ("nchw") or last ("nlc").
 Variable scale_shift(const Variable& x, const Variable& scale, const Variable& shift,
                      const std::string& layout = "nchw");
+// Fused: act((norm(x) * gamma + beta) * (1 + scale) + shift), act = SiLU when `silu`, else
+// the identity; scale, shift [B, C]. group_norm_mod on x [B,C,...], layer_norm_mod on x [B,N,C].
+Variable group_norm_mod(const Variable& x, const Variable& gamma, const Variable& beta,
+                        const Variable& scale, const Variable& shift, int groups, bool silu = true,
+                        double eps = 1e-5);
+Variable layer_norm_mod(const Variable& x, const Variable& gamma, const Variable& beta,
+                        const Variable& scale, const Variable& shift, bool silu = false,
+                        double eps = 1e-6);
+Variable bias_gelu(const Variable& x, const Variable& b);  // gelu(x + b), b [C] on the last axis
 
 // softmax(q k^T * s) v per (batch, head); s = 1/sqrt(D) by default.
 Variable attention(const Variable& q, const Variable& k, const Variable& v, double scale = 0);

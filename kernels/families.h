@@ -15,4 +15,5 @@
   X(reduce)               \
   X(random)               \
   X(diffusion)            \
-  X(optim)
+  X(optim)                \
+  X(fused)

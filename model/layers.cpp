@@ -51,9 +51,9 @@ ResBlock::ResBlock(ParamStore& ps, const std::string& name, int in, int out, int
 
 Variable ResBlock::operator()(const Variable& x, const Variable& cond, ForwardCtx& ctx) const {
   auto [s1, b1] = cond1(cond);
-  Variable h = conv1(ops::silu(ops::scale_shift(norm1(x), s1, b1, "nchw")));
+  Variable h = conv1(ops::group_norm_mod(x, norm1.g, norm1.b, s1, b1, norm1.groups, true));
   auto [s2, b2] = cond2(cond);
-  h = ops::silu(ops::scale_shift(norm2(h), s2, b2, "nchw"));
+  h = ops::group_norm_mod(h, norm2.g, norm2.b, s2, b2, norm2.groups, true);
   h = conv2(ctx.dropout(h, dropout));
   return ops::add(has_skip ? skip(x) : x, h);
 }
@@ -75,7 +75,7 @@ Variable TransformerBlock::operator()(const Variable& x, const Variable& cond,
                                       ForwardCtx& ctx) const {
   int64_t B = x.dim(0), N = x.dim(1), D = x.dim(2), Dh = D / heads;
   auto [s1, b1] = cond1(cond);
-  Variable h = qkv(ops::scale_shift(ln1(x), s1, b1, "nlc"));        // [B, N, 3D]
+  Variable h = qkv(ops::layer_norm_mod(x, ln1.g, ln1.b, s1, b1));  // [B, N, 3D]
   h = ops::permute(ops::reshape(h, {B, N, 3, heads, Dh}), {2, 0, 3, 1, 4});  // [3, B, H, N, Dh]
   auto [q, kv] = ops::split(h, 1, 0);
   auto [k, v] = ops::split(kv, 1, 0);
@@ -85,7 +85,9 @@ Variable TransformerBlock::operator()(const Variable& x, const Variable& cond,
   a = ops::reshape(ops::permute(a, {0, 2, 1, 3}), {B, N, D});
   Variable y = ops::add(x, ctx.dropout(proj(a), dropout));
   auto [s2, b2] = cond2(cond);
-  Variable m = ops::gelu(fc1(ops::scale_shift(ln2(y), s2, b2, "nlc")));
+  // fc1's bias is added (and its gradient summed) inside bias_gelu: the linear skips both passes.
+  Variable m = ops::bias_gelu(ops::linear(ops::layer_norm_mod(y, ln2.g, ln2.b, s2, b2), fc1.w),
+                              fc1.b);
   return ops::add(y, fc2(ctx.dropout(m, dropout)));
 }
 

@@ -70,6 +70,7 @@ struct CondProj {
 
 // norm -> scale/shift(cond) -> SiLU -> conv3x3 -> norm -> scale/shift(cond) -> SiLU -> [dropout]
 // -> conv3x3 (zero-init), plus the input (through a 1x1 conv when the channels change).
+// Each norm -> scale/shift -> SiLU chain runs as one group_norm_mod op.
 struct ResBlock {
   GroupNorm norm1, norm2;
   CondProj cond1, cond2;
@@ -84,6 +85,7 @@ struct ResBlock {
 
 // Pre-norm transformer block on tokens [B, N, D]:
 // x += proj(attention(qkv(ss(LN(x))))); x += fc2(dropout(GELU(fc1(ss(LN(x)))))).
+// ss(LN(.)) runs as one layer_norm_mod op, GELU(fc1(.)) as a bias-free linear and bias_gelu.
 struct TransformerBlock {
   LayerNorm ln1, ln2;
   CondProj cond1, cond2;

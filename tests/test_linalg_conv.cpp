@@ -4,6 +4,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <omp.h>
+
 #include <cmath>
 
 #include "tests/error_of.h"
@@ -26,6 +28,14 @@ std::string error_of(const std::string& op, const std::vector<Tensor>& in,
                      const Attrs& attrs = Attrs::object()) {
   return ::error_of([&] { run_forward(op, in, attrs); });
 }
+
+// Runs the enclosing test body with n OpenMP threads (ctest sets OMP_NUM_THREADS=1), so the
+// multi-threaded paths (per-image convolutions, GEMMs split by cpu::gemm) are exercised too.
+struct Threads {
+  int saved = omp_get_max_threads();
+  explicit Threads(int n) { omp_set_num_threads(n); }
+  ~Threads() { omp_set_num_threads(saved); }
+};
 
 // C[b] = op(A[b]) op(B[b or shared]) by the definition.
 std::vector<double> naive_matmul(const Tensor& a, const Tensor& b, bool ta, bool tb) {
@@ -51,18 +61,25 @@ std::vector<double> naive_matmul(const Tensor& a, const Tensor& b, bool ta, bool
 
 TEST(Matmul, MatchesNaiveLoops) {
   struct Case { Shape a, b; bool ta, tb; };
-  // Batches of small products (batch-parallel path), shared b (folded into one GEMM), and a
-  // product large enough for BLAS's own threads.
+  // Batches of small products (batch-parallel path), shared b (folded into one GEMM), and
+  // products large enough for cpu::gemm to split C by rows (M >= N) or by columns, each transpose.
   std::vector<Case> cases = {{{6, 9, 13}, {6, 13, 11}, false, false},
                              {{6, 13, 9}, {6, 11, 13}, true, true},
                              {{2, 3, 9, 13}, {13, 5}, false, false},
                              {{4, 13, 9}, {5, 13}, true, true},
-                             {{3, 70, 90}, {3, 110, 90}, false, true}};
-  uint64_t seed = 1;
-  for (const Case& c : cases) {
-    Tensor a = random_uniform_tensor(c.a, seed++, 0), b = random_uniform_tensor(c.b, seed++, 1);
-    Tensor y = run_forward("matmul", {a, b}, {{"trans_a", c.ta}, {"trans_b", c.tb}})[0];
-    expect_close(y, naive_matmul(a, b, c.ta, c.tb), 1e-5);
+                             {{3, 70, 90}, {3, 110, 90}, false, true},
+                             {{301, 200}, {200, 45}, false, false},
+                             {{200, 301}, {45, 200}, true, true},
+                             {{45, 200}, {200, 301}, false, false},
+                             {{200, 45}, {301, 200}, true, true}};
+  for (int threads : {1, 2}) {
+    Threads t(threads);
+    uint64_t seed = 1;
+    for (const Case& c : cases) {
+      Tensor a = random_uniform_tensor(c.a, seed++, 0), b = random_uniform_tensor(c.b, seed++, 1);
+      Tensor y = run_forward("matmul", {a, b}, {{"trans_a", c.ta}, {"trans_b", c.tb}})[0];
+      expect_close(y, naive_matmul(a, b, c.ta, c.tb), 1e-5);
+    }
   }
 }
 
@@ -107,16 +124,44 @@ std::vector<double> naive_conv(const Tensor& x, const Tensor& w, const Tensor& b
 
 TEST(Conv2d, MatchesDirectConvolution) {
   struct Case { Shape x; int64_t O, k; int s, p; };
+  // The last case has one image, so its GEMMs are split over the threads instead.
   std::vector<Case> cases = {{{5, 3, 9, 7}, 4, 3, 1, 1},  {{4, 3, 9, 8}, 5, 3, 2, 1},
                              {{3, 5, 6, 6}, 2, 3, 1, 0},  {{4, 6, 5, 7}, 3, 1, 1, 0},
-                             {{2, 2, 8, 8}, 3, 4, 4, 0},  {{1, 3, 6, 5}, 2, 3, 2, 2}};
-  uint64_t seed = 10;
-  for (const Case& c : cases) {
-    Tensor x = random_uniform_tensor(c.x, seed, 0);
-    Tensor w = random_uniform_tensor({c.O, c.x[1], c.k, c.k}, seed, 1);
-    Tensor b = random_uniform_tensor({c.O}, seed++, 2);
-    Tensor y = run_forward("conv2d", {x, w, b}, {{"stride", c.s}, {"padding", c.p}})[0];
-    expect_close(y, naive_conv(x, w, b, c.s, c.p), 1e-5);
+                             {{2, 2, 8, 8}, 3, 4, 4, 0},  {{1, 3, 6, 5}, 2, 3, 2, 2},
+                             {{1, 16, 20, 21}, 32, 3, 1, 1}};
+  for (int threads : {1, 2}) {
+    Threads t(threads);
+    uint64_t seed = 10;
+    for (const Case& c : cases) {
+      Tensor x = random_uniform_tensor(c.x, seed, 0);
+      Tensor w = random_uniform_tensor({c.O, c.x[1], c.k, c.k}, seed, 1);
+      Tensor b = random_uniform_tensor({c.O}, seed++, 2);
+      Tensor y = run_forward("conv2d", {x, w, b}, {{"stride", c.s}, {"padding", c.p}})[0];
+      expect_close(y, naive_conv(x, w, b, c.s, c.p), 1e-5);
+    }
+  }
+}
+
+// The gradient check runs on one thread in double; the f32 backward on two threads (per-image
+// partial weight gradients, split GEMMs) must agree with the one-thread result.
+TEST(Conv2d, BackwardAgreesAcrossThreadCounts) {
+  for (Shape xs : {Shape{5, 6, 9, 8}, Shape{1, 16, 20, 21}}) {
+    Tensor x = random_uniform_tensor(xs, 3, 0), w = random_uniform_tensor({32, xs[1], 3, 3}, 3, 1);
+    Tensor b = random_uniform_tensor({32}, 3, 2);
+    Attrs at = {{"stride", 1}, {"padding", 1}};
+    Tensor y = run_forward("conv2d", {x, w, b}, at)[0];
+    Tensor g = random_uniform_tensor(y.shape(), 3, 3);
+    std::vector<std::vector<float>> grads[2];
+    for (int threads : {1, 2}) {
+      Threads t(threads);
+      for (const Tensor& gi : run_backward("conv2d", {x, w, b}, {y}, {g}, {true, true, true}, at))
+        grads[threads - 1].push_back(gi.to_floats());
+    }
+    ASSERT_EQ(grads[0].size(), 3u);
+    for (size_t i = 0; i < 3; ++i)
+      for (size_t j = 0; j < grads[0][i].size(); ++j)
+        ASSERT_NEAR(grads[1][i][j], grads[0][i][j], 1e-4 * (1 + std::abs(grads[0][i][j])))
+            << "input " << i << " element " << j;
   }
 }
 

@@ -93,7 +93,6 @@ void forward_cpu(OpCall& c) {
   T* L = c.out[1].data<T>();
   int64_t nqb = (N + kRows - 1) / kRows;
   bool parallel = BH * nqb > 1 && 4.0 * BH * N * N * D > kParallelFlops;
-  cpu::BlasSingleThread serial(parallel);
 #pragma omp parallel if (parallel)
   {
     std::vector<T> S(size_t(kRows * kKeys)), acc(size_t(kRows * D));
@@ -164,7 +163,6 @@ void backward_cpu(GradCall& c) {
   const T* L = c.out[1].data<T>();
   const T* G = c.grad_out[0].data<T>();
   bool parallel = BH > 1 && 10.0 * BH * N * N * D > kParallelFlops;
-  cpu::BlasSingleThread serial(parallel);
 #pragma omp parallel if (parallel)
   {
     size_t nd = size_t(N * D), rn = size_t(kRows * N);

@@ -16,22 +16,8 @@ void dispatch_float(const std::string& op, DType dt, F&& f) {
 }
 
 // Row-major C[M,N] = alpha * op(A) op(B) + beta * C, op = transpose when the flag is set.
-// lda/ldb/ldc are row strides of A, B, C as stored.
-// OpenBLAS (Debian's pthread build) threads each GEMM itself. Loops that run independent GEMMs
-// one per OpenMP thread hold BLAS to one thread while they run, so 2 cores do not host 4 spinning
-// threads; the previous setting comes back at the end of the scope.
-class BlasSingleThread {
- public:
-  explicit BlasSingleThread(bool on = true);
-  ~BlasSingleThread();
-  BlasSingleThread(const BlasSingleThread&) = delete;
-  BlasSingleThread& operator=(const BlasSingleThread&) = delete;
-
- private:
-  int saved_;
-  bool on_;
-};
-
+// lda/ldb/ldc are row strides of A, B, C as stored. Called outside an OpenMP parallel region, a
+// large product is split over the threads; inside one, it runs on the calling thread.
 template <class T>
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, T alpha, const T* A,
           int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc);

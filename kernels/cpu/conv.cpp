@@ -10,7 +10,6 @@
 #include <cblas.h>
 #include <omp.h>
 
-#include <optional>
 #include <vector>
 
 #include "kernels/cpu/common.h"
@@ -57,8 +56,21 @@ ConvDims conv_dims(const std::vector<Tensor>& in, const Attrs& at) {
 
 // See kernels/cpu/linalg.cpp: batch-parallel loops hold the pthread OpenBLAS to one thread.
 
+// The output columns ox whose input column ox*s - p + kx lies inside [0, W): [lo, hi).
+struct ValidCols {
+  int64_t lo, hi;
+};
+ValidCols valid_cols(const ConvDims& d, int64_t kx) {
+  int64_t lo = 0, hi = d.Wo;
+  while (lo < hi && lo * d.s - d.p + kx < 0) ++lo;
+  while (hi > lo && (hi - 1) * d.s - d.p + kx >= d.W) --hi;
+  return {lo, hi};
+}
+
 // col[(c*k + ky)*k + kx, oy*Wo + ox] = x[c, oy*s - p + ky, ox*s - p + kx] (0 outside): one image,
-// written once in order; each x element is read k*k/s^2 times, from cache.
+// written once in order; each x element is read k*k/s^2 times, from cache. The in-bounds span of
+// each output row is found once per kx, so the inner loop has no bounds test (a plain copy for
+// stride 1): it was a fifth of the demo's CPU step time with a test per element.
 template <class T>
 void im2col(const T* x, const ConvDims& d, T* col) {
   int64_t hw = d.Ho * d.Wo;
@@ -66,6 +78,7 @@ void im2col(const T* x, const ConvDims& d, T* col) {
     for (int64_t ky = 0; ky < d.k; ++ky)
       for (int64_t kx = 0; kx < d.k; ++kx) {
         T* row = col + ((c * d.k + ky) * d.k + kx) * hw;
+        auto [lo, hi] = valid_cols(d, kx);
         for (int64_t oy = 0; oy < d.Ho; ++oy) {
           int64_t iy = oy * d.s - d.p + ky;
           T* r = row + oy * d.Wo;
@@ -74,10 +87,13 @@ void im2col(const T* x, const ConvDims& d, T* col) {
             continue;
           }
           const T* xr = x + (c * d.H + iy) * d.W;
-          for (int64_t ox = 0; ox < d.Wo; ++ox) {
-            int64_t ix = ox * d.s - d.p + kx;
-            r[ox] = ix >= 0 && ix < d.W ? xr[ix] : T(0);
-          }
+          int64_t off = kx - d.p;
+          std::fill(r, r + lo, T(0));
+          if (d.s == 1)  // contiguous: a vectorised copy
+            for (int64_t ox = lo; ox < hi; ++ox) r[ox] = xr[ox + off];
+          else
+            for (int64_t ox = lo; ox < hi; ++ox) r[ox] = xr[ox * d.s + off];
+          std::fill(r + hi, r + d.Wo, T(0));
         }
       }
 }
@@ -91,25 +107,25 @@ void col2im(const T* dcol, const ConvDims& d, T* dx) {
     for (int64_t ky = 0; ky < d.k; ++ky)
       for (int64_t kx = 0; kx < d.k; ++kx) {
         const T* row = dcol + ((c * d.k + ky) * d.k + kx) * hw;
+        auto [lo, hi] = valid_cols(d, kx);
         for (int64_t oy = 0; oy < d.Ho; ++oy) {
           int64_t iy = oy * d.s - d.p + ky;
           if (iy < 0 || iy >= d.H) continue;
           T* xr = dx + (c * d.H + iy) * d.W;
+          int64_t off = kx - d.p;
           const T* r = row + oy * d.Wo;
-          for (int64_t ox = 0; ox < d.Wo; ++ox) {
-            int64_t ix = ox * d.s - d.p + kx;
-            if (ix >= 0 && ix < d.W) xr[ix] += r[ox];
-          }
+          if (d.s == 1)
+            for (int64_t ox = lo; ox < hi; ++ox) xr[ox + off] += r[ox];
+          else
+            for (int64_t ox = lo; ox < hi; ++ox) xr[ox * d.s + off] += r[ox];
         }
       }
 }
 
-// Threads for the per-image loop: one image per OpenMP thread (BLAS single-threaded inside) when
-// there are enough images to go round, else one thread and BLAS threads each GEMM. Measured on
-// 2 cores (best of 5, other jobs running), forward / backward, per-image vs serial images with
-// threaded BLAS: 3x3 B32 C128 32x32 94 / 214 ms vs 110 / 257 ms; 3x3 B32 C64 64x64 166 / 339 vs
-// 207 / 561 ms; 1x1 B32 C256 16x16 4.5 / 8.8 vs 8.4 / 25 ms. (Serial images with an OpenMP
-// im2col between threaded GEMMs was slowest: the two thread pools spin against each other.)
+// Threads for the per-image loop: one image per OpenMP thread when there are enough images to go
+// round, else images in order with each GEMM split over the threads by cpu::gemm. Per-image
+// threading measured faster on 2 cores (forward / backward, 3x3 B32 C128 32x32: 94 / 214 ms vs
+// 110 / 257 ms with each GEMM threaded).
 int image_threads(int64_t B) {
   int nt = omp_get_max_threads();
   return B >= nt ? nt : 1;
@@ -125,8 +141,6 @@ void conv_forward(OpCall& c) {
   T* y = c.out[0].data<T>();
   int64_t hw = d.Ho * d.Wo, ckk = d.C * d.k * d.k;
   int nt = image_threads(d.B);
-  std::optional<cpu::BlasSingleThread> serial;
-  if (nt > 1) serial.emplace();
 #pragma omp parallel num_threads(nt)
   {
     std::vector<T> col(d.direct() ? 0 : size_t(ckk * hw));
@@ -156,8 +170,6 @@ void conv_backward(GradCall& c) {
   T* db = c.grad_in[2].defined() ? c.grad_in[2].data<T>() : nullptr;
   int64_t hw = d.Ho * d.Wo, ckk = d.C * d.k * d.k, nw = d.O * ckk;
   int nt = image_threads(d.B);
-  std::optional<cpu::BlasSingleThread> serial;
-  if (nt > 1) serial.emplace();
   std::vector<T> dw_part(dw && nt > 1 ? size_t(nt * nw) : 0);
 #pragma omp parallel num_threads(nt)
   {

@@ -18,11 +18,10 @@ namespace {
 // would put 2 BLAS threads under each of 2 OpenMP threads on 2 cores, so batch-parallel loops hold
 // BLAS to one thread while they run and restore the setting afterwards.
 
-// Below this many multiply-adds per product, independent products run one per OpenMP thread
-// with single-threaded BLAS; above it BLAS splits each product itself. Measured on the 2-core
-// machine (best of 5, other jobs running): [512,256,64]x[512,64,256] forward 123 ms batch-
-// parallel vs 150 ms with BLAS threads, [512,256,256]x[512,256,64] backward 195 vs 257 ms, with
-// 30-40% less CPU time; products this small leave BLAS's threads little to split.
+// Below this many multiply-adds per product, independent products run one per OpenMP thread;
+// above it cpu::gemm splits each product over the threads. Measured on the 2-core machine
+// (best of 5): [512,256,64]x[512,64,256] forward 123 ms batch-parallel vs 150 ms with each
+// product split, [512,256,256]x[512,256,64] backward 195 vs 257 ms.
 constexpr double kBatchParallelMNK = 256.0 * 256 * 256;
 
 // C_i = op(A_i) op(B_i) + beta C_i for i < batch; sa/sb/sc are element strides between items
@@ -37,7 +36,6 @@ void gemm_batched(int64_t batch, bool ta, bool tb, int64_t M, int64_t N, int64_t
     batch = 1;
   }
   if (batch > 1 && double(M) * N * K < kBatchParallelMNK && omp_get_max_threads() > 1) {
-    cpu::BlasSingleThread serial;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < batch; ++i)
       cpu::gemm(ta, tb, M, N, K, T(1), A + i * sa, lda, B + i * sb, ldb, beta, C + i * sc, ldc);

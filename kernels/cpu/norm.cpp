@@ -14,9 +14,8 @@
 // the CPU reference is the accurate side of the CUDA parity check; elementwise math stays in T.
 #include <omp.h>
 
-#include <cmath>
-
 #include "kernels/cpu/common.h"
+#include "kernels/cpu/norm.h"
 #include "kernels/scale_shift_dims.h"
 
 namespace sd {
@@ -38,18 +37,10 @@ void expect_affine(const std::string& op, const std::vector<Tensor>& in, int64_t
   }
 }
 
-// Two-pass mean and 1/sqrt(var + eps) of n contiguous values.
-template <class T>
-void moments(const T* x, int64_t n, double eps, T& mean, T& rstd) {
-  double s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; ++i) s += x[i];
-  double m = s / double(n), v = 0;
-#pragma omp simd reduction(+ : v)
-  for (int64_t i = 0; i < n; ++i) v += (x[i] - m) * (x[i] - m);
-  mean = T(m);
-  rstd = T(1.0 / std::sqrt(v / double(n) + eps));
-}
+using cpu::GroupDims;
+using cpu::group_dims;
+using cpu::moments;
+using cpu::zero_if_no_grad;
 
 // ---- layer_norm ----
 
@@ -114,14 +105,6 @@ void layer_norm_backward(GradCall& c, int64_t rows, int64_t C) {
 }
 
 // ---- group_norm ----
-
-struct GroupDims {
-  int64_t B, C, G, S;  // batch, channels, groups, spatial positions per channel
-};
-
-GroupDims group_dims(const Tensor& x, const Attrs& a) {
-  return {x.dim(0), x.dim(1), int64_t(a["groups"]), x.numel() / (x.dim(0) * x.dim(1))};
-}
 
 template <class T>
 void group_norm_forward(OpCall& c, GroupDims d, double eps) {
@@ -255,7 +238,35 @@ void scale_shift_backward(GradCall& c, ScaleShiftDims d) {
   }
 }
 
-// With no gradient flowing into y every input gradient is zero.
+}  // namespace
+
+namespace cpu {
+
+std::vector<OutMeta> infer_layer_norm(const std::string& op, const std::vector<Tensor>& in,
+                                      const Attrs& a) {
+  attr_eps(op, a);
+  SD_CHECK(in[0].ndim() >= 1, op, ": 'x' expected at least 1 dimension, got ", in[0].desc());
+  expect_affine(op, in, in[0].dim(-1));
+  int64_t rows = in[0].numel() / in[0].dim(-1);
+  DType dt = in[0].dtype();
+  return {{in[0].shape(), dt}, {{rows}, dt}, {{rows}, dt}};
+}
+
+std::vector<OutMeta> infer_group_norm(const std::string& op, const std::vector<Tensor>& in,
+                                      const Attrs& a) {
+  attr_eps(op, a);
+  expect_attr(op, "groups", a["groups"].is_number_integer() && int64_t(a["groups"]) >= 1,
+              "an integer >= 1", a["groups"]);
+  const Tensor& x = in[0];
+  SD_CHECK(x.ndim() >= 2, op, ": 'x' expected [B, C, *spatial] (at least 2 dimensions), got ",
+           x.desc());
+  int64_t C = x.dim(1), G = a["groups"];
+  SD_CHECK(C % G == 0, op, ": channels C = ", C, " are not divisible by groups = ", G, " (x ",
+           x.desc(), ")");
+  expect_affine(op, in, C);
+  return {{x.shape(), x.dtype()}, {{x.dim(0), G}, x.dtype()}, {{x.dim(0), G}, x.dtype()}};
+}
+
 bool zero_if_no_grad(GradCall& c) {
   if (c.grad_out[0].defined()) return false;
   for (auto& t : c.grad_in)
@@ -263,7 +274,7 @@ bool zero_if_no_grad(GradCall& c) {
   return true;
 }
 
-}  // namespace
+}  // namespace cpu
 
 void register_norm_ops(Registry& r) {
   OpDef ln{
@@ -275,13 +286,7 @@ void register_norm_ops(Registry& r) {
                   {"mean", "[rows] per-row mean (saved for the backward)", false},
                   {"rstd", "[rows] per-row 1/sqrt(var + eps) (saved for the backward)", false}}};
   ln.infer = [](const std::vector<Tensor>& in, const Attrs& a) {
-    attr_eps("layer_norm", a);
-    SD_CHECK(in[0].ndim() >= 1, "layer_norm: 'x' expected at least 1 dimension, got ",
-             in[0].desc());
-    expect_affine("layer_norm", in, in[0].dim(-1));
-    int64_t rows = in[0].numel() / in[0].dim(-1);
-    DType dt = in[0].dtype();
-    return std::vector<OutMeta>{{in[0].shape(), dt}, {{rows}, dt}, {{rows}, dt}};
+    return cpu::infer_layer_norm("layer_norm", in, a);
   };
   ln.cpu.forward = [](OpCall& c) {
     int64_t C = c.in[0].dim(-1);
@@ -325,19 +330,7 @@ void register_norm_ops(Registry& r) {
                        {"mean", "[B, groups] per-group mean (saved for the backward)", false},
                        {"rstd", "[B, groups] per-group 1/sqrt(var + eps) (saved)", false}}};
   gn.infer = [](const std::vector<Tensor>& in, const Attrs& a) {
-    attr_eps("group_norm", a);
-    expect_attr("group_norm", "groups",
-                a["groups"].is_number_integer() && int64_t(a["groups"]) >= 1, "an integer >= 1",
-                a["groups"]);
-    const Tensor& x = in[0];
-    SD_CHECK(x.ndim() >= 2,
-             "group_norm: 'x' expected [B, C, *spatial] (at least 2 dimensions), got ", x.desc());
-    int64_t C = x.dim(1), G = a["groups"];
-    SD_CHECK(C % G == 0, "group_norm: channels C = ", C, " are not divisible by groups = ", G,
-             " (x ", x.desc(), ")");
-    expect_affine("group_norm", in, C);
-    return std::vector<OutMeta>{
-        {x.shape(), x.dtype()}, {{x.dim(0), G}, x.dtype()}, {{x.dim(0), G}, x.dtype()}};
+    return cpu::infer_group_norm("group_norm", in, a);
   };
   gn.cpu.forward = [](OpCall& c) {
     cpu::dispatch_float("group_norm", c.in[0].dtype(), [&](auto t) {

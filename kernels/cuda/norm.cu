@@ -18,7 +18,7 @@
 #include <climits>
 #include <cstdint>
 
-#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/norm.cuh"
 #include "kernels/scale_shift_dims.h"
 
 namespace sd {
@@ -31,32 +31,11 @@ void check_f32(const std::string& op, const Tensor& t) {
 
 bool aligned16(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0; }
 
-int sm_count() {
-  static int n = [] {
-    int dev = 0, v = 0;
-    CUDA_CHECK(cudaGetDevice(&dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
-    return v;
-  }();
-  return n;
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
-// Sum over the block (blockDim.x a multiple of 32), returned to every thread. `red` holds 32
-// floats; the first barrier lets consecutive calls reuse it.
-__device__ float block_sum(float v, float* red) {
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  v = warp_sum(v);
-  __syncthreads();
-  if (lane == 0) red[warp] = v;
-  __syncthreads();
-  v = lane < int(blockDim.x >> 5) ? red[lane] : 0.f;
-  return warp_sum(v);
-}
+using cuda::backward_or_zero;
+using cuda::block_sum;
+using cuda::launch_column_sum;
+using cuda::sm_count;
+using cuda::warp_sum;
 
 __device__ __forceinline__ float sq(float v) { return v * v; }
 
@@ -77,13 +56,6 @@ __global__ void column_sum(const float* __restrict__ part, int64_t nrows, int64_
     for (int k = 0; k < 8; ++k) t += red[k][threadIdx.x];
     out[j] = t;
   }
-}
-
-void launch_column_sum(const float* part, int64_t nrows, int64_t width, int64_t col0, int64_t ncols,
-                       float* out) {
-  column_sum<<<unsigned((ncols + 31) / 32), dim3(32, 8), 0, cuda::stream()>>>(part, nrows, width,
-                                                                              col0, ncols, out);
-  CUDA_CHECK_LAUNCH();
 }
 
 // ---------------------------------------------------------------- layer_norm
@@ -606,7 +578,27 @@ void scale_shift_backward(GradCall& c) {
   CUDA_CHECK_LAUNCH();
 }
 
-// With no gradient flowing into y every input gradient is zero.
+}  // namespace
+
+namespace cuda {
+
+int sm_count() {
+  static int n = [] {
+    int dev = 0, v = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
+    return v;
+  }();
+  return n;
+}
+
+void launch_column_sum(const float* part, int64_t nrows, int64_t width, int64_t col0,
+                       int64_t ncols, float* out) {
+  column_sum<<<unsigned((ncols + 31) / 32), dim3(32, 8), 0, cuda::stream()>>>(part, nrows, width,
+                                                                              col0, ncols, out);
+  CUDA_CHECK_LAUNCH();
+}
+
 bool zero_if_no_grad(GradCall& c) {
   if (c.grad_out[0].defined()) return false;
   for (auto& t : c.grad_in)
@@ -614,12 +606,7 @@ bool zero_if_no_grad(GradCall& c) {
   return true;
 }
 
-template <void (*F)(GradCall&)>
-void backward_or_zero(GradCall& c) {
-  if (!zero_if_no_grad(c)) F(c);
-}
-
-}  // namespace
+}  // namespace cuda
 
 void register_norm_cuda(Registry& r) {
   r.mutable_at("layer_norm").cuda = {layer_norm_forward, backward_or_zero<layer_norm_backward>};
