@@ -1,5 +1,5 @@
-// The built-in procedural dataset: one coloured shape per image on a solid or softly graded
-// background; the class is the shape. It needs no files, renders at any resolution, and image i
+// The built-in procedural dataset: one light-coloured shape per image on a dark, solid or softly
+// graded background; the class is the shape. It needs no files, renders at any resolution, and image i
 // is a pure function of (seed, i), so every run and every resume sees the same data.
 #pragma once
 #include <cstdint>
