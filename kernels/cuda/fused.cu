@@ -28,20 +28,9 @@
 namespace sd {
 namespace {
 
-using cuda::backward_or_zero;
-using cuda::block_sum;
-using cuda::launch_column_sum;
-using cuda::sm_count;
-using cuda::warp_sum;
-
-void check_f32(const std::string& op, const Tensor& t) {
-  SD_CHECK(t.dtype() == DType::F32, op, ": the cuda backend computes this op in f32, got ",
-           t.desc());
-}
+using namespace cuda;
 
 float* ptr_or_null(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
-
-__device__ __forceinline__ float sq(float v) { return v * v; }
 
 template <bool kSilu>
 __device__ __forceinline__ float act(float u) {
@@ -66,9 +55,6 @@ __device__ __forceinline__ float gelu_cdf(float v) {
 }
 
 // ---------------------------------------------------------------- group_norm_mod
-
-constexpr int kGnThreads = 256;
-constexpr int kGnCacheMax = 8192;  // group values cached in shared memory (32 KB)
 
 // One block per (b, g): the group's n = Cg * S values start at x + (b*G + g) * n; value e belongs
 // to channel g*Cg + e/S, whose scale/shift sit at bc0 + e/S in [B, C].
@@ -163,23 +149,10 @@ __global__ void __launch_bounds__(kGnThreads)
   }
 }
 
-struct GnDims {
-  int64_t B;
-  int G, Cg, S;
-};
-
-GnDims gn_dims(const Tensor& x, const Attrs& a) {
-  int64_t B = x.dim(0), C = x.dim(1), G = a["groups"], S = x.numel() / (B * C);
-  SD_CHECK(C / G * S <= INT_MAX,
-           "group_norm_mod: groups of more than 2^31 values are not supported, got ", x.desc(),
-           " with groups = ", G);
-  return {B, int(G), int(C / G), int(S)};
-}
-
 void group_norm_mod_forward(OpCall& c) {
   const Tensor& x = c.in[0];
   check_f32("group_norm_mod", x);
-  GnDims d = gn_dims(x, c.attrs);
+  GroupNormDims d = group_norm_dims("group_norm_mod", x, c.attrs);
   int n = d.Cg * d.S;
   bool cache = n <= kGnCacheMax;
   size_t smem = cache ? size_t(n) * sizeof(float) : 0;
@@ -193,7 +166,7 @@ void group_norm_mod_forward(OpCall& c) {
 
 void group_norm_mod_backward(GradCall& c) {
   const Tensor& x = c.in[0];
-  GnDims d = gn_dims(x, c.attrs);
+  GroupNormDims d = group_norm_dims("group_norm_mod", x, c.attrs);
   int64_t C = int64_t(d.G) * d.Cg;
   Tensor part = Tensor::empty({2, d.B, C}, DType::F32, Device::CUDA);
   float *pa = part.data<float>(), *pb = pa + d.B * C;
@@ -210,11 +183,6 @@ void group_norm_mod_backward(GradCall& c) {
 }
 
 // ---------------------------------------------------------------- layer_norm_mod
-
-constexpr int kLnWarps = 4;        // rows per forward block
-constexpr int kLnCacheMax = 3072;  // rows up to this length are cached: 4 x 12 KB of shared
-constexpr int kLnBwdWarps = 8;     // rows in flight per backward block
-constexpr int kLnAccMax = 6144;    // 2C accumulators up to 48 KB of shared memory
 
 // x [B, N, C] as rows r = b*N + n; scale/shift of row r at (r / N) * C.
 template <bool kSilu>

@@ -24,20 +24,9 @@
 namespace sd {
 namespace {
 
-void check_f32(const std::string& op, const Tensor& t) {
-  SD_CHECK(t.dtype() == DType::F32, op, ": the cuda backend computes this op in f32, got ",
-           t.desc());
-}
-
 bool aligned16(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0; }
 
-using cuda::backward_or_zero;
-using cuda::block_sum;
-using cuda::launch_column_sum;
-using cuda::sm_count;
-using cuda::warp_sum;
-
-__device__ __forceinline__ float sq(float v) { return v * v; }
+using namespace cuda;
 
 // out[j] = sum_r part[r * width + col0 + j], j < ncols, rows summed in a fixed order. Block
 // (32, 8): threadIdx.x walks columns (coalesced), threadIdx.y strides rows, then shared memory
@@ -60,10 +49,6 @@ __global__ void column_sum(const float* __restrict__ part, int64_t nrows, int64_
 
 // ---------------------------------------------------------------- layer_norm
 
-constexpr int kLnWarps = 4;        // rows per forward block
-constexpr int kLnCacheMax = 3072;  // rows up to this length are cached: 4 x 12 KB of shared
-constexpr int kLnBwdWarps = 8;     // rows in flight per backward block
-constexpr int kLnAccMax = 6144;    // 2C accumulators up to 48 KB of shared memory
 
 template <bool kVec>
 __global__ void __launch_bounds__(kLnWarps * 32)
@@ -244,8 +229,6 @@ void layer_norm_backward(GradCall& c) {
 
 // ---------------------------------------------------------------- group_norm
 
-constexpr int kGnThreads = 256;
-constexpr int kGnCacheMax = 8192;  // group values cached in shared memory (32 KB)
 
 // One block per (b, g): the group's n = Cg * S values start at x + (b*G + g) * n; value e belongs
 // to channel g*Cg + e/S. With kVec (S % 4 == 0) a float4 never straddles two channels.
@@ -367,23 +350,10 @@ __global__ void __launch_bounds__(kGnThreads)
   }
 }
 
-struct GnDims {
-  int64_t B;
-  int G, Cg, S;
-};
-
-GnDims gn_dims(const Tensor& x, const Attrs& a) {
-  int64_t B = x.dim(0), C = x.dim(1), G = a["groups"], S = x.numel() / (B * C);
-  SD_CHECK(C / G * S <= INT_MAX,
-           "group_norm: groups of more than 2^31 values are not supported, got ", x.desc(),
-           " with groups = ", G);
-  return {B, int(G), int(C / G), int(S)};
-}
-
 void group_norm_forward(OpCall& c) {
   const Tensor& x = c.in[0];
   check_f32("group_norm", x);
-  GnDims d = gn_dims(x, c.attrs);
+  GroupNormDims d = group_norm_dims("group_norm", x, c.attrs);
   bool vec = d.S % 4 == 0 && aligned16(x) && aligned16(c.out[0]);
   int n = d.Cg * d.S;
   bool cache = n <= kGnCacheMax;
@@ -399,7 +369,7 @@ void group_norm_forward(OpCall& c) {
 void group_norm_backward(GradCall& c) {
   const Tensor& x = c.in[0];
   const Tensor& g = c.grad_out[0];
-  GnDims d = gn_dims(x, c.attrs);
+  GroupNormDims d = group_norm_dims("group_norm", x, c.attrs);
   int64_t C = int64_t(d.G) * d.Cg;
   Tensor& dx = c.grad_in[0];
   bool vec = d.S % 4 == 0 && aligned16(x) && aligned16(g) && (!dx.defined() || aligned16(dx));
@@ -604,6 +574,18 @@ bool zero_if_no_grad(GradCall& c) {
   for (auto& t : c.grad_in)
     if (t.defined()) t.zero_();
   return true;
+}
+
+void check_f32(const std::string& op, const Tensor& t) {
+  SD_CHECK(t.dtype() == DType::F32, op, ": the cuda backend computes this op in f32, got ",
+           t.desc());
+}
+
+GroupNormDims group_norm_dims(const std::string& op, const Tensor& x, const Attrs& a) {
+  int64_t B = x.dim(0), C = x.dim(1), G = a["groups"], S = x.numel() / (B * C);
+  SD_CHECK(C / G * S <= INT_MAX, op, ": groups of more than 2^31 values are not supported, got ",
+           x.desc(), " with groups = ", G);
+  return {B, int(G), int(C / G), int(S)};
 }
 
 }  // namespace cuda
