@@ -96,7 +96,9 @@ GradcheckResult gradcheck_fn(const std::function<Variable(const std::vector<Vari
   std::vector<std::string> names;
   for (size_t i = 0; i < vars.size(); ++i) {
     g.push_back(vars[i].grad());
-    names.push_back("#" + std::to_string(i));
+    // Appended, not "#" + std::to_string(i): GCC 12 warns (-Wrestrict) about the inlined
+    // operator+(const char*, string&&), a libstdc++ false positive.
+    names.push_back(std::string("#").append(std::to_string(i)));
   }
   auto loss = [&] {
     NoGradGuard ng;

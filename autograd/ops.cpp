@@ -79,8 +79,8 @@ Variable embedding(const Variable& table, const Variable& idx) {
 Variable sinusoidal_embedding(const Variable& x, int dim, double max_period) {
   return one("sinusoidal_embedding", {x}, {{"dim", dim}, {"max_period", max_period}});
 }
-Variable dropout(const Variable& x, double p, uint64_t seed, uint64_t offset) {
-  return one("dropout", {x}, {{"p", p}, {"seed", seed}, {"offset", offset}});
+Variable dropout(const Variable& x, double p, uint64_t seed, uint64_t offset, uint64_t first) {
+  return one("dropout", {x}, {{"p", p}, {"seed", seed}, {"offset", offset}, {"first", first}});
 }
 
 Variable sum(const Variable& x) { return one("sum", {x}); }

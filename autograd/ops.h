@@ -51,7 +51,8 @@ Variable reshape(const Variable& x, const Shape& shape);
 
 Variable embedding(const Variable& table, const Variable& idx);  // table [V,D], idx i32 [B]
 Variable sinusoidal_embedding(const Variable& x, int dim, double max_period = 10000);
-Variable dropout(const Variable& x, double p, uint64_t seed, uint64_t offset);
+// first: x's position in the mask stream (a rank's shard of a larger batch; see kernels/cpu/embed.cpp)
+Variable dropout(const Variable& x, double p, uint64_t seed, uint64_t offset, uint64_t first = 0);
 
 Variable sum(const Variable& x);   // all elements -> shape []
 Variable mean(const Variable& x);  // all elements -> shape []

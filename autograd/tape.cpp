@@ -1,3 +1,4 @@
+#include <unordered_map>
 #include <unordered_set>
 
 #include "autograd/variable.h"
@@ -69,7 +70,7 @@ void accumulate(Tensor& dst, const Tensor& src) {
   run_forward_into("add", {dst, src}, {dst});
 }
 
-void backward(const Variable& root, const Tensor& seed) {
+void backward(const Variable& root, const Tensor& seed, const AfterNode& after_node) {
   SD_CHECK(root.defined() && root.requires_grad(),
            "backward: the root does not require a gradient (no parameter reaches it)");
   Tensor s = seed;
@@ -100,12 +101,31 @@ void backward(const Variable& root, const Tensor& seed) {
     }
   }
 
-  auto add_grad = [](VarImpl& v, Tensor g) {
-    if (!v.grad.defined()) v.grad = std::move(g);
-    else accumulate(v.grad, g);
+  // The uses of each leaf still to run, when a caller waits for leaves' gradients to be final.
+  std::unordered_map<VarImpl*, int> pending_uses;
+  std::vector<VarImpl*> leaves_done;
+  if (after_node)
+    for (Node* n : order)
+      for (auto& in : n->inputs)
+        if (in && !in->node && in->requires_grad) ++pending_uses[in.get()];
+
+  // A gradient passed through unchanged (add's) may be held by several variables at once: it is
+  // marked shared, and the first accumulation into it makes a new tensor instead of adding in
+  // place. Parameters' gradients (views of the gradient arena, defined before backward) are never
+  // replaced: they always accumulate in place.
+  auto add_grad = [](VarImpl& v, Tensor g, bool shared) {
+    if (!v.grad.defined()) {
+      v.grad = std::move(g);
+      v.grad_shared = shared;
+    } else if (v.grad_shared) {
+      v.grad = run_forward("add", {v.grad, g})[0];
+      v.grad_shared = false;
+    } else {
+      accumulate(v.grad, g);
+    }
   };
   if (root.impl()->node) root.impl()->grad = Tensor();  // a root's own gradient is the seed
-  add_grad(*root.impl(), s);
+  add_grad(*root.impl(), s, false);
 
   for (auto it = order.rbegin(); it != order.rend(); ++it) {
     Node& n = **it;
@@ -118,8 +138,12 @@ void backward(const Variable& root, const Tensor& seed) {
     for (auto& g : gout) any |= g.defined();
     if (any) {
       std::vector<Tensor> gin;
+      // a + b without broadcasting: both gradients are g itself, no kernel and no copies.
+      bool pass = n.op == "add" && n.saved_in[0].shape() == n.saved_in[1].shape();
       if (n.view_backward) {
         gin = n.view_backward(gout);
+      } else if (pass) {
+        gin = {gout[0], gout[0]};
       } else {
         std::vector<bool> need;
         for (auto& in : n.inputs) need.push_back(in && in->requires_grad);
@@ -127,13 +151,20 @@ void backward(const Variable& root, const Tensor& seed) {
       }
       for (size_t i = 0; i < n.inputs.size(); ++i)
         if (n.inputs[i] && n.inputs[i]->requires_grad && gin[i].defined())
-          add_grad(*n.inputs[i], std::move(gin[i]));
+          add_grad(*n.inputs[i], std::move(gin[i]), pass || bool(n.view_backward));
     }
     // Release what this node held: saved tensors, and the gradients of its (non-leaf) outputs.
     n.saved_in.clear();
     n.saved_out.clear();
     for (auto& w : n.outputs)
       if (auto o = w.lock(); o && !o->retain_grad) o->grad = Tensor();
+    if (after_node) {
+      leaves_done.clear();
+      for (auto& in : n.inputs)
+        if (in && !in->node && in->requires_grad && --pending_uses[in.get()] == 0)
+          leaves_done.push_back(in.get());
+      after_node(leaves_done);
+    }
   }
   for (Node* n : order) n->inputs.clear();  // break the graph so it can be freed
 }

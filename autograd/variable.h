@@ -20,6 +20,7 @@ struct VarImpl {
   std::shared_ptr<Node> node;  // null for leaves (parameters, inputs)
   bool requires_grad = false;
   bool retain_grad = false;    // keep the gradient of a non-leaf after backward (trace)
+  bool grad_shared = false;    // grad is also another variable's: accumulate out of place
   std::string name;
 };
 
@@ -72,10 +73,16 @@ std::vector<Variable> apply(const std::string& name, const std::vector<Variable>
 // Reshape as a view (no copy); its gradient is reshaped back.
 Variable reshape(const Variable& x, const Shape& shape);
 
+// Called by backward() after each node's backward with the leaves whose gradients that node made
+// final (every node that uses them has run; most often none). Data-parallel training starts
+// all-reducing them then, and moves the reductions in flight on (tools/dist/reducer.h).
+using AfterNode = std::function<void(const std::vector<VarImpl*>& leaves_done)>;
+
 // Backpropagates from `root` (seeded with ones when `seed` is undefined). Gradients accumulate
 // (+=) into leaves' existing grad tensors, so gradient accumulation over micro-batches is free.
-// Saved tensors are released as each Node is used.
-void backward(const Variable& root, const Tensor& seed = Tensor());
+// Saved tensors are released as each Node is used. With `after_node`, every leaf that needs a
+// gradient and is reached from the root is reported done exactly once.
+void backward(const Variable& root, const Tensor& seed = Tensor(), const AfterNode& after_node = {});
 
 // dst += src, on either backend (gradient accumulation).
 void accumulate(Tensor& dst, const Tensor& src);

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 
+#include "bench/guard.h"
 #include "kernels/op_inputs.h"
 #include "runtime/allocator.h"
 #include "tools/session.h"
@@ -96,7 +97,7 @@ const bool registered = [] {
   if (cuda_available()) devs.push_back(Device::CUDA);
   for (Device d : devs)
     benchmark::RegisterBenchmark(("train_step/" + cfg + "/" + device_name(d)).c_str(),
-                                 bench_train_step, d)
+                                 guarded(bench_train_step), d)
         ->UseRealTime()
         ->Unit(benchmark::kMillisecond);
   return true;

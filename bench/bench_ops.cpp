@@ -5,8 +5,11 @@
 // same run (copy/cuda) so each GB/s figure can be read as a fraction of it.
 //   simdiff_bench --benchmark_filter=cuda      GPU only (what tools/gpu_check.sh runs)
 //   simdiff_bench --benchmark_filter='layer_norm.*cpu'
+// A case that throws (out of memory, a CUDA error, an unsupported shape) is reported as that
+// benchmark's error (bench/guard.h) and the run goes on.
 #include <benchmark/benchmark.h>
 
+#include "bench/guard.h"
 #include "kernels/op_inputs.h"
 #include "runtime/allocator.h"
 
@@ -87,17 +90,17 @@ void register_all() {
   std::vector<Device> devs{Device::CPU};
   if (cuda_available()) {
     devs.push_back(Device::CUDA);
-    benchmark::RegisterBenchmark("copy/cuda", bench_copy)->UseRealTime()->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark("copy/cuda", guarded(bench_copy))->UseRealTime()->Unit(benchmark::kMicrosecond);
   }
   for (const OpDef* def : Registry::get().all())
     for (const TestCase& tc : def->bench_cases)
       for (Device dev : devs) {
         if (dev == Device::CUDA ? !def->cuda.forward : tc.bf16) continue;
         std::string name = def->name + (tc.label.empty() ? "" : "/" + tc.label) + "/" + device_name(dev);
-        benchmark::RegisterBenchmark((name + "/fwd").c_str(), bench_forward, def, tc, dev)
+        benchmark::RegisterBenchmark((name + "/fwd").c_str(), guarded(bench_forward), def, tc, dev)
             ->UseRealTime()->Unit(benchmark::kMicrosecond);
         if (def->differentiable())
-          benchmark::RegisterBenchmark((name + "/bwd").c_str(), bench_backward, def, tc, dev)
+          benchmark::RegisterBenchmark((name + "/bwd").c_str(), guarded(bench_backward), def, tc, dev)
               ->UseRealTime()->Unit(benchmark::kMicrosecond);
       }
 }

@@ -12,7 +12,8 @@ ours_ms (> 1: we are faster) and the issue's target where one applies:
   layer_norm, group_norm, haar_dwt, haar_idwt   >= 80% of our copy bandwidth
   attention bf16 (vs SDPA flash)                 fwd >= 1.0x, bwd >= 0.8x
   matmul, linear (GEMM)                          >= 0.95x torch.matmul
-A side that is missing or unreadable shows "-"; the script never fails on missing data.
+A side that is missing or unreadable shows "-"; the script never fails on missing data. A file
+of ours cut short (the run stopped by its time limit) gives its complete entries.
 """
 import argparse
 import json
@@ -29,10 +30,38 @@ GEMM = ("matmul", "linear")
 def load_json(path, what):
     try:
         with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError) as e:
+            text = f.read()
+    except OSError as e:
         print(f"compare: cannot read {what} results {path}: {e}", file=sys.stderr)
         return None
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        doc = salvage_benchmarks(text)
+        if doc and doc["benchmarks"]:
+            print(f"compare: {path} is cut short ({e}); using its {len(doc['benchmarks'])} complete "
+                  "entries", file=sys.stderr)
+            return doc
+        print(f"compare: cannot read {what} results {path}: {e}", file=sys.stderr)
+        return None
+
+
+def salvage_benchmarks(text):
+    """The complete entries of a Google Benchmark JSON file cut short (a run stopped by its time
+    limit leaves the "benchmarks" list unclosed), or None."""
+    i = text.find('"benchmarks"')
+    i = text.find("[", i) + 1 if i >= 0 else 0
+    if i <= 0:
+        return None
+    decoder, entries = json.JSONDecoder(), []
+    while True:
+        while i < len(text) and text[i] in " \t\r\n,":
+            i += 1
+        try:
+            entry, i = decoder.raw_decode(text, i)
+        except ValueError:
+            return {"benchmarks": entries}
+        entries.append(entry)
 
 
 def ours_results(doc):

@@ -16,8 +16,8 @@ after warm-up; the median of --iters calls.
 The baseline is set up to be strong and comparable: f32 GEMMs and convolutions with TF32
 allowed (our cuBLAS calls use TF32 tensor cores) and cuDNN autotuning on; attention in bf16
 with the flash backend forced (our "bf16 <case>" bench cases) and in f32 with the backend
-PyTorch picks (memory-efficient on an H100; flash has no f32 kernel) for our f32 cases. Without a GPU it writes
-an empty result and exits 0.
+PyTorch picks (memory-efficient on Hopper; flash has no f32 kernel) for our f32 cases. Without
+a GPU it writes an empty result and exits 0.
 """
 import argparse
 import contextlib

@@ -14,21 +14,33 @@ keys (e.g. "down.0.0.conv1.w"), so a trace or checkpoint loads by name.
   torch_model.py --time --config configs/demo.json --threads 2 --steps N [--device cuda]
       Times the training step of the same architecture (CPU by default) at the config's batch size:
       zero grads, loss (noising + forward), backward, global-norm clipping, AdamW, EMA — what
-      tools/train.cpp does per step, minus data loading. Prints one JSON line with ms/step.
+      tools/train.cpp does per step, minus data loading. Prints one JSON line with ms/step and
+      the process's peak resident memory.
+      The baseline is PyTorch run the way a user who cares runs it: the model and the batch in
+      channels_last, AdamW(foreach=True), zero_grad(set_to_none=True), clipping by
+      torch._foreach_norm, and, unless already set in the environment (they must be before torch
+      is imported, so this file sets them first): ATEN_CPU_CAPABILITY=avx512 (Debian's 1.13 build
+      otherwise runs its AVX2 kernels on an AVX-512 CPU, while we build -march=native) and
+      OPENBLAS_NUM_THREADS=1 (its OpenBLAS pool otherwise spins in sched_yield beside OpenMP's
+      threads). bench/cpu_vs_torch.py runs it that way, with OMP_WAIT_POLICY=passive.
 
 Only for bench/: numpy and torch are not product dependencies.
 """
 import argparse
 import json
 import math
+import os
+import resource
 import statistics
 import struct
 import sys
 import time
 
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+os.environ.setdefault("ATEN_CPU_CAPABILITY", "avx512")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 # ---------------------------------------------------------------- safetensors (no package needed)
 
@@ -446,18 +458,19 @@ def run_time(args):
     B, R, C = tc["batch_size"], m["resolution"], m["channels"]
     model = UViT(m)
     model.init_like_simdiff(tc["seed"])
-    model.to(dev)
+    model.to(dev, memory_format=torch.channels_last)
     params = list(model.parameters())
     opt = torch.optim.AdamW(params, lr=tc["lr"], betas=(tc["beta1"], tc["beta2"]), eps=tc["adam_eps"],
-                            weight_decay=tc["weight_decay"])
+                            weight_decay=tc["weight_decay"], foreach=True)
     ema = [p.detach().clone() for p in params]
     gen = torch.Generator(device=dev).manual_seed(1)
     x = torch.rand(B, C, R, R, generator=gen, device=dev) * 2 - 1  # fixed, as bench_model.cpp's
+    x = x.contiguous(memory_format=torch.channels_last)
     labels = torch.randint(0, max(m["num_classes"], 1), (B,), generator=gen, device=dev)
     grid = torch.arange(B, dtype=torch.float64, device=dev) / B
 
     def step(i):
-        opt.zero_grad(set_to_none=False)
+        opt.zero_grad(set_to_none=True)
         t = (torch.rand(1, generator=gen, device=dev).double() + grid) % 1.0
         logsnr = logsnr_schedule(t, d, R).float()
         alpha, sigma = torch.sigmoid(logsnr).sqrt(), torch.sigmoid(-logsnr).sqrt()
@@ -466,8 +479,12 @@ def run_time(args):
         z, v = a4 * x + s4 * eps, a4 * eps - s4 * x
         loss = diffusion_loss_from(model, cfg, z, logsnr, labels, v, alpha * alpha)
         loss.backward()
-        if tc["grad_clip"] > 0:
-            torch.nn.utils.clip_grad_norm_(params, tc["grad_clip"])
+        if tc["grad_clip"] > 0:  # clip_grad_norm_ with foreach norms (its 1.13 form is per tensor)
+            grads = [p.grad for p in params if p.grad is not None]
+            total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
+            coef = float(tc["grad_clip"] / (total + 1e-6))
+            if coef < 1:
+                torch._foreach_mul_(grads, coef)
         opt.step()
         decay = min(tc["ema_decay"], (i + 1) / (i + 10))
         with torch.no_grad():
@@ -487,6 +504,9 @@ def run_time(args):
                       "ms_per_step": statistics.median(times), "mean_ms": statistics.fmean(times),
                       "min_ms": min(times), "times_ms": times, "torch": torch.__version__,
                       "torch_threads": torch.get_num_threads(),
+                      "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "env": {k: os.environ.get(k, "") for k in
+                              ("ATEN_CPU_CAPABILITY", "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY")},
                       "parameters": sum(p.numel() for p in params)}))
     return 0
 

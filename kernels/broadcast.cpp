@@ -13,7 +13,8 @@ Broadcast make_broadcast(const std::string& op, const Shape& a, const Shape& b) 
     int64_t da = ia >= 0 ? a[ia] : 1, db = ib >= 0 ? b[ib] : 1;
     SD_CHECK(da == db || da == 1 || db == 1, op, ": shapes ", shape_str(a), " and ", shape_str(b),
              " do not broadcast (dimension ", d, ": ", da, " vs ", db, ")");
-    bc.out_shape[d] = std::max(da, db);
+    // As in NumPy, a 1 stretches to the other size, 0 included: [2, 0, 3] + [3] is [2, 0, 3].
+    bc.out_shape[d] = da == 1 ? db : da;
     bc.a_stride[d] = da == 1 ? 0 : sa;
     bc.b_stride[d] = db == 1 ? 0 : sb;
     sa *= da;

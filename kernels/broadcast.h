@@ -1,6 +1,7 @@
 // NumPy-style broadcasting of two operands, shared by the CPU and CUDA elementwise kernels.
 // Shapes are right-aligned and padded to kMaxDims; a dimension of size 1 in an operand gets
 // stride 0, so one index computation serves both the forward and the reduction in the backward.
+// A 1 broadcasts against any size, 0 included (the result is then empty, as in NumPy).
 #pragma once
 #include <cstdint>
 

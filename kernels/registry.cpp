@@ -1,8 +1,12 @@
 #include "kernels/registry.h"
 
+#include <cmath>
+#include <limits>
 #include <mutex>
 
 #include "kernels/families.h"
+#include "kernels/op_profile.h"
+#include "runtime/json_text.h"
 
 namespace sd {
 
@@ -82,7 +86,7 @@ nlohmann::json Registry::describe() const {
 
 Attrs resolve_attrs(const OpDef& def, const Attrs& given) {
   SD_CHECK(given.is_object() || given.is_null(), def.name, ": attributes must be a JSON object, got ",
-           given.dump());
+           brief(given));
   Attrs out = Attrs::object();
   if (given.is_object())
     for (auto& [k, v] : given.items()) {
@@ -93,6 +97,9 @@ Attrs resolve_attrs(const OpDef& def, const Attrs& given) {
         for (auto& a : def.attrs) names += (names.empty() ? "" : ", ") + a.name;
         fail(def.name, ": unknown attribute '", k, "' (known: ", names.empty() ? "none" : names, ")");
       }
+      // Kernels take real attributes as f32: 1e39 would silently become inf.
+      SD_CHECK(!v.is_number_float() || std::abs(v.get<double>()) <= std::numeric_limits<float>::max(),
+               def.name, ": attribute '", k, "' = ", brief(v), " does not fit a 32-bit float");
       out[k] = v;
     }
   for (auto& a : def.attrs)
@@ -137,6 +144,7 @@ std::vector<Tensor> run_forward(const std::string& name, const std::vector<Tenso
   const OpDef& def = Registry::get().at(name);
   Device dev = common_device(def, in);
   const Backend& be = backend_for(def, dev);
+  op_profile::Scope prof(def.name, false, dev == Device::CUDA);
   Attrs a = resolve_attrs(def, attrs);
   std::vector<OutMeta> metas = def.infer(in, a);
   OpCall call{in, {}, a};
@@ -150,6 +158,7 @@ void run_forward_into(const std::string& name, const std::vector<Tensor>& in,
   const OpDef& def = Registry::get().at(name);
   Device dev = common_device(def, in);
   const Backend& be = backend_for(def, dev);
+  op_profile::Scope prof(def.name, false, dev == Device::CUDA);
   Attrs a = resolve_attrs(def, attrs);
   std::vector<OutMeta> metas = def.infer(in, a);
   SD_CHECK(out.size() == metas.size(), name, ": expected ", metas.size(), " outputs, got ",
@@ -167,6 +176,7 @@ std::vector<Tensor> run_forward_on(Device device, const std::string& name, const
   const OpDef& def = Registry::get().at(name);
   SD_CHECK(def.inputs.empty(), name, ": run_forward_on is for ops without inputs");
   const Backend& be = backend_for(def, device);
+  op_profile::Scope prof(def.name, false, device == Device::CUDA);
   Attrs a = resolve_attrs(def, attrs);
   std::vector<OutMeta> metas = def.infer({}, a);
   OpCall call{{}, {}, a};
@@ -182,6 +192,7 @@ std::vector<Tensor> run_backward(const std::string& name, const std::vector<Tens
   const OpDef& def = Registry::get().at(name);
   Device dev = common_device(def, in);
   const Backend& be = backend_for(def, dev);
+  op_profile::Scope prof(def.name, true, dev == Device::CUDA);
   SD_CHECK(bool(be.backward), name, ": op is not differentiable");
   SD_CHECK(out.size() == def.outputs.size() && grad_out.size() == def.outputs.size(), name,
            ": backward expects ", def.outputs.size(), " outputs and output gradients, got ",
@@ -241,7 +252,7 @@ void expect_u64_attr(const std::string& op, const Attrs& attrs, const char* name
 
 void expect_attr(const std::string& op, const std::string& attr, bool ok,
                  const std::string& expected, const nlohmann::json& got) {
-  SD_CHECK(ok, op, ": attribute '", attr, "' expected ", expected, ", got ", got.dump());
+  SD_CHECK(ok, op, ": attribute '", attr, "' expected ", expected, ", got ", brief(got));
 }
 
 }  // namespace sd

@@ -17,9 +17,15 @@ struct TrainState {
   uint64_t seed = 0;
 };
 
-// Keys: "params.<name>", "ema.<name>", "adam_m.<name>", "adam_v.<name>".
+// Keys: "params.<name>", "ema.<name>", "adam_m.<name>", "adam_v.<name>". Refuses (leaving the
+// file on disk as it was) when any value of the state is not finite: a diverged run must not
+// replace its last good checkpoint.
 void save_checkpoint(const std::string& path, const Config& cfg, const ParamStore& ps,
                      const TrainState& st);
+
+// Empty when every value of the weights, EMA and AdamW moments is finite; else names the first
+// tensor that is not ("'ema.embed.w'").
+std::string non_finite_state(const ParamStore& ps, const TrainState& st);
 
 struct LoadedCheckpoint {
   Config config;
@@ -28,8 +34,9 @@ struct LoadedCheckpoint {
   std::map<std::string, Tensor> tensors;  // host tensors, keys as saved
 };
 
-// Reads and validates the file (format, config). Building the model and copying the weights in
-// is done by load_weights / load_train_state, which refuse mismatched shapes by name.
+// Reads and validates the file (format, config, step and seed). Building the model and copying
+// the weights in is done by load_weights / load_train_state, which refuse, by tensor name, a
+// missing tensor, a mismatched shape, a dtype other than F32 and a value that is not finite.
 LoadedCheckpoint read_checkpoint(const std::string& path);
 // prefix "params." or "ema."
 void load_weights(const LoadedCheckpoint& ck, const ParamStore& ps, const std::string& prefix,

@@ -1,6 +1,8 @@
 // The JSON configuration of a run: model shape, diffusion (schedule, loss), training and default
-// sampling settings. Parsing is strict: an unknown key, a wrong type or an impossible shape is an
-// error naming the key (as "model.heads") and the value. The same JSON is stored in checkpoints.
+// sampling settings. Parsing is strict: an unknown or duplicated key, a wrong type, a number
+// outside its field (an integer that does not fit, a real outside the 32-bit float range) or an
+// impossible shape is an error naming the key (as "model.heads") and the value. The same JSON is
+// stored in checkpoints.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
@@ -67,6 +69,9 @@ struct TrainConfig {
   int log_every = 10;
   int sample_every = 500;
   int ckpt_every = 250;
+  // Data-parallel runs (mpirun): every this many steps the ranks compare a checksum of their
+  // weights and stop, naming the step, if they differ. 0: never.
+  int dist_check_every = 100;
 };
 
 struct SampleConfig {
@@ -75,6 +80,12 @@ struct SampleConfig {
   double guidance = 1.0;          // 1: no guidance
   double guidance_min_logsnr = -100, guidance_max_logsnr = 100;  // SiD2 guidance interval
   bool clip_x = true;
+};
+
+// One key whose value differs between two configs ("train.lr", 3e-4, 1e-3).
+struct ConfigChange {
+  std::string key;
+  nlohmann::json from, to;
 };
 
 struct Config {
@@ -86,7 +97,14 @@ struct Config {
   nlohmann::json to_json() const;
   // `source` names the file (or "checkpoint metadata") in error messages.
   static Config from_json(const nlohmann::json& j, const std::string& source);
+  // Reads a regular file of at most kMaxConfigBytes; refuses duplicate keys and deep nesting.
   static Config load(const std::string& path);
+  static constexpr size_t kMaxConfigBytes = 1 << 20;
+  // Checks every value (what from_json checks), for a config edited after parsing (command-line
+  // overrides); `source` names where the edit came from ("--steps").
+  void validate(const std::string& source) const;
+  // The keys whose values differ, in to_json's order.
+  static std::vector<ConfigChange> changes(const Config& from, const Config& to);
 };
 
 }  // namespace sd

@@ -1,5 +1,6 @@
 #include "model/diffusion.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "runtime/philox.h"
@@ -51,17 +52,22 @@ std::vector<std::pair<int, double>> loss_scales(const DiffusionConfig& d, int re
 
 LossResult diffusion_loss(const UViT& model, const DiffusionConfig& d, const Tensor& x,
                           const Tensor& labels, double label_dropout, uint64_t seed,
-                          const StepStreams& streams, ForwardCtx& ctx) {
+                          const StepStreams& streams, ForwardCtx& ctx, const BatchRows& rows) {
   const ModelConfig& mc = model.config();
   int64_t B = x.dim(0);
   Device dev = x.device();
+  // Example b of this batch is example g = rows.first + b of the global batch of Bg.
+  const int64_t Bg = rows.total > 0 ? rows.total : B;
+  SD_CHECK(rows.first >= 0 && rows.first + B <= Bg, "diffusion_loss: rows ", rows.first, "..",
+           rows.first + B, " outside a global batch of ", Bg);
 
   // t per example: stratified (one uniform shifts a regular grid) or i.i.d. uniform.
   Tensor t = Tensor::empty({B});
   double u0 = philox_uniform(seed, streams.t(), 0);
   for (int64_t b = 0; b < B; ++b) {
-    double u = d.stratified_t ? std::fmod(u0 + double(b) / B, 1.0)
-                              : philox_uniform(seed, streams.t(), uint64_t(b) + 1);
+    int64_t g = rows.first + b;
+    double u = d.stratified_t ? std::fmod(u0 + double(g) / Bg, 1.0)
+                              : philox_uniform(seed, streams.t(), uint64_t(g) + 1);
     t.data<float>()[b] = float(u);
   }
   Schedule sched(d, mc.resolution);
@@ -71,15 +77,18 @@ LossResult diffusion_loss(const UViT& model, const DiffusionConfig& d, const Ten
   Tensor lab = labels.to(Device::CPU).clone();
   if (mc.num_classes > 0)
     for (int64_t b = 0; b < B; ++b)
-      if (philox_uniform(seed, streams.labels(), uint64_t(b)) < label_dropout)
+      if (philox_uniform(seed, streams.labels(), uint64_t(rows.first + b)) < label_dropout)
         lab.data<int32_t>()[b] = mc.num_classes;
 
+  const uint64_t per_example = uint64_t(x.numel() / B);
   Tensor eps = run_forward_on(dev, "random_normal",
-                              {{"shape", x.shape()}, {"seed", seed}, {"offset", streams.eps()}})[0];
+                              {{"shape", x.shape()}, {"seed", seed}, {"offset", streams.eps()},
+                               {"first", uint64_t(rows.first) * per_example}})[0];
   Tensor logsnr_dev = logsnr.to(dev);
   std::vector<Tensor> zv = run_forward("noising", {x, eps, logsnr_dev});
 
   ctx.offset = streams.dropout();
+  ctx.row0 = rows.first;
   Variable v_hat = model(Variable(zv[0]), logsnr_dev, lab.to(dev), ctx);
 
   Variable per_sample;
@@ -121,16 +130,21 @@ Denoiser make_denoiser(const UViT& model, const Tensor& labels, const SampleConf
 }
 
 Tensor sample(const Denoiser& f, const Schedule& sched, const Shape& shape, Device device,
-              const SampleConfig& s, uint64_t seed, const SampleProgress& progress) {
+              const SampleConfig& s, uint64_t seed, const SampleProgress& progress,
+              int64_t first_row) {
   int64_t B = shape[0];
-  Tensor z = run_forward_on(device, "random_normal", {{"shape", shape}, {"seed", seed}, {"offset", 0}})[0];
+  const uint64_t per_image = uint64_t(shape_numel(shape) / std::max<int64_t>(B, 1));
+  const uint64_t first = uint64_t(first_row) * per_image;
+  Tensor z = run_forward_on(device, "random_normal",
+                            {{"shape", shape}, {"seed", seed}, {"offset", 0}, {"first", first}})[0];
   int N = s.steps;
   for (int i = N; i >= 1; --i) {
     Tensor lt = sched.logsnr(Tensor::full({B}, double(i) / N)).to(device);
     Tensor ls = sched.logsnr(Tensor::full({B}, double(i - 1) / N)).to(device);
     Tensor v = f(z, lt);
-    Tensor noise = run_forward_on(device, "random_normal",
-                                  {{"shape", shape}, {"seed", seed}, {"offset", uint64_t(i)}})[0];
+    Tensor noise = run_forward_on(
+        device, "random_normal",
+        {{"shape", shape}, {"seed", seed}, {"offset", uint64_t(i)}, {"first", first}})[0];
     z = run_forward("sampler_step", {z, v, lt, ls, noise},
                     {{"mode", s.sampler}, {"clip_x", s.clip_x}, {"last", i == 1}})[0];
     if (progress.on_step) progress.on_step(N - i + 1, N);

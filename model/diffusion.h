@@ -32,6 +32,14 @@ class Schedule {
   Attrs attrs_;
 };
 
+// The rows of the global batch that one data-parallel rank holds (tools/dist/): row j of its x
+// is example first + j of a global batch of `total`. Every draw for example b (t, label dropout,
+// eps, dropout masks) depends only on b, so N ranks together draw exactly what one process draws.
+struct BatchRows {
+  int64_t first = 0;
+  int64_t total = 0;  // 0: the whole batch is here (one process)
+};
+
 struct LossResult {
   Variable loss;        // scalar, differentiable
   Tensor per_sample;    // [B] on the host, for logging
@@ -43,7 +51,7 @@ struct LossResult {
 // the "no class" entry with probability `label_dropout` (classifier-free guidance).
 LossResult diffusion_loss(const UViT& model, const DiffusionConfig& d, const Tensor& x,
                           const Tensor& labels, double label_dropout, uint64_t seed,
-                          const StepStreams& streams, ForwardCtx& ctx);
+                          const StepStreams& streams, ForwardCtx& ctx, const BatchRows& rows = {});
 
 // v_hat = f(z, logsnr [B]) for the sampler; guidance is folded in by make_denoiser.
 using Denoiser = std::function<Tensor(const Tensor& z, const Tensor& logsnr)>;
@@ -57,8 +65,11 @@ struct SampleProgress {
 };
 
 // Draws z_1 ~ N(0, I) from (seed, 0) and runs `s.steps` reverse steps with noise from
-// (seed, step); returns x_hat of the last step. Deterministic for a seed.
+// (seed, step); returns x_hat of the last step. Deterministic for a seed. The images are rows
+// first_row.. of a larger grid (a rank's share): each image draws its own noise, whatever the
+// number of ranks.
 Tensor sample(const Denoiser& f, const Schedule& sched, const Shape& shape, Device device,
-              const SampleConfig& s, uint64_t seed, const SampleProgress& progress = {});
+              const SampleConfig& s, uint64_t seed, const SampleProgress& progress = {},
+              int64_t first_row = 0);
 
 }  // namespace sd

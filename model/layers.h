@@ -14,6 +14,9 @@ struct ForwardCtx {
   bool train = false;
   uint64_t seed = 0;
   uint64_t offset = 0;  // Philox offset of this forward's first dropout mask; bumped per mask
+  // Global index of the batch's first example: a data-parallel rank holding rows [row0, ...) of
+  // the global batch draws the masks those rows get in a one-process run.
+  int64_t row0 = 0;
   std::vector<Variable>* trace = nullptr;
 
   uint64_t next_offset() { return offset++; }
@@ -24,7 +27,9 @@ struct ForwardCtx {
     }
   }
   Variable dropout(const Variable& x, double p) {
-    return (train && p > 0) ? ops::dropout(x, p, seed, next_offset()) : x;
+    if (!train || p <= 0) return x;
+    uint64_t per_row = uint64_t(x.value().numel() / x.dim(0));
+    return ops::dropout(x, p, seed, next_offset(), uint64_t(row0) * per_row);
   }
 };
 

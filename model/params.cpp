@@ -8,7 +8,7 @@ namespace sd {
 
 Variable ParamStore::declare(const std::string& name, const Shape& shape, Init init) {
   SD_CHECK(!values_.defined(), "ParamStore: parameter '", name, "' declared after finalize()");
-  for (auto& p : params_) SD_CHECK(p.name != name, "ParamStore: parameter '", name, "' declared twice");
+  SD_CHECK(names_.insert(name).second, "ParamStore: parameter '", name, "' declared twice");
   Param p{name, shape, init, total_, Variable(Tensor(), true, name)};
   total_ += shape_numel(shape);
   params_.push_back(p);
@@ -56,10 +56,17 @@ void ParamStore::load_views(const Tensor& arena, const std::map<std::string, Ten
     auto it = tensors.find(prefix + p.name);
     SD_CHECK(it != tensors.end(), what, ": missing tensor '", prefix + p.name, "' (shape ",
              shape_str(p.shape), ")");
-    SD_CHECK(it->second.shape() == p.shape, what, ": tensor '", prefix + p.name, "' has shape ",
-             shape_str(it->second.shape()), " but the model config needs ", shape_str(p.shape));
-    Tensor dst = arena.slice_flat(p.offset, p.shape);
-    dst.copy_from(it->second.to(DType::F32).to(arena.device()));
+    const Tensor& t = it->second;
+    SD_CHECK(t.shape() == p.shape, what, ": tensor '", prefix + p.name, "' has shape ",
+             shape_str(t.shape()), " but the model config needs ", shape_str(p.shape));
+    SD_CHECK(t.dtype() == DType::F32, what, ": tensor '", prefix + p.name, "' has dtype ",
+             dtype_name(t.dtype()), " but the model's parameters are F32");
+    Tensor host = t.to(Device::CPU);
+    const float* v = host.data<float>();
+    for (int64_t i = 0; i < t.numel(); ++i)
+      SD_CHECK(std::isfinite(v[i]), what, ": tensor '", prefix + p.name, "' holds a value that is ",
+               "not finite (", v[i], " at element ", i, ")");
+    arena.slice_flat(p.offset, p.shape).copy_from(t.to(arena.device()));
   }
 }
 

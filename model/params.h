@@ -6,6 +6,7 @@
 #pragma once
 #include <map>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "autograd/variable.h"
@@ -46,12 +47,14 @@ class ParamStore {
   // name -> view into `arena` (values, EMA or optimizer moments share the layout).
   std::map<std::string, Tensor> views(const Tensor& arena) const;
   // Copies tensors named like the parameters into `arena`; `what` names the source in errors.
-  // Refuses missing tensors and shape mismatches, naming the tensor and both shapes.
+  // Refuses a missing tensor, a shape mismatch (naming both shapes), a dtype other than F32 and
+  // a value that is not finite.
   void load_views(const Tensor& arena, const std::map<std::string, Tensor>& tensors,
                   const std::string& prefix, const std::string& what) const;
 
  private:
   std::vector<Param> params_;
+  std::unordered_set<std::string> names_;  // a deep model declares 10^5 names: no pairwise scan
   int64_t total_ = 0;
   Tensor values_, grads_;
 };

@@ -5,12 +5,17 @@
 // training step every request is served from the cache, so the steady state makes no
 // cudaMalloc/cudaFree calls (device_alloc_stats() lets a benchmark verify that). All work runs on
 // one stream, so a block freed by the host can be reused by the next kernel without an event.
+// SIMDIFF_CUDA_NO_CACHE=1 turns the cache off: every tensor is its own exact-size cudaMalloc,
+// freed at once, so a memory checker (compute-sanitizer memcheck, or AddressSanitizer in the
+// emulation build, where this is always on) sees each buffer's true bounds and every use after
+// free.
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <string>
 #include <unordered_map>
 
-#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/launch.cuh"
 #include "runtime/allocator.h"
 #include "runtime/device.h"
 
@@ -23,7 +28,12 @@ void throw_cuda(cudaError_t e, const char* what, const char* file, int line) {
 }
 
 void throw_cublas(cublasStatus_t s, const char* what, const char* file, int line) {
-  fail("cuBLAS error ", int(s), " in ", what, " at ", file, ":", line);
+  fail("cuBLAS error ", int(s), " (", cublasGetStatusString(s), ") in ", what, " at ", file, ":",
+       line);
+}
+
+void throw_launch(const char* kernel, const char* file, int line, const std::string& what) {
+  fail("CUDA launch of ", kernel, " at ", file, ":", line, " failed: ", what);
 }
 
 cudaStream_t stream() {
@@ -69,13 +79,25 @@ size_t round_size(size_t b) {
   return b < (1u << 20) ? (b + 511) / 512 * 512 : (b + (2u << 20) - 1) / (2u << 20) * (2u << 20);
 }
 
+bool no_cache() {
+#ifdef SIMDIFF_CUDA_EMULATE
+  return true;
+#else
+  static const bool on = [] {
+    const char* v = std::getenv("SIMDIFF_CUDA_NO_CACHE");
+    return v && std::string(v) == "1";
+  }();
+  return on;
+#endif
+}
+
 }  // namespace
 
 void* device_alloc(size_t bytes) {
   Cache& c = cache();
-  size_t r = round_size(bytes);
+  size_t r = no_cache() ? bytes : round_size(bytes);
   std::lock_guard<std::mutex> lock(c.mu);
-  auto it = c.free_blocks.find(r);
+  auto it = no_cache() ? c.free_blocks.end() : c.free_blocks.find(r);
   void* p = nullptr;
   if (it != c.free_blocks.end()) {
     p = it->second;
@@ -106,6 +128,13 @@ void device_free(void* p, size_t) {
   std::lock_guard<std::mutex> lock(c.mu);
   auto it = c.live.find(p);
   if (it == c.live.end()) return;
+  if (no_cache()) {
+    CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));  // queued kernels may still use p
+    CUDA_CHECK(cudaFree(p));
+    c.stats.bytes_in_use -= it->second;
+    c.live.erase(it);
+    return;
+  }
   c.free_blocks.emplace(it->second, p);
   c.stats.bytes_in_use -= it->second;
   c.stats.bytes_cached += it->second;
@@ -146,13 +175,13 @@ __global__ void convert_to_f64_kernel(const S* s, double* d, int64_t n) {
 }  // namespace
 
 void device_fill_f32(float* p, size_t n, float v) {
-  fill_kernel<<<cuda::grid_for(int64_t(n), 256), 256, 0, cuda::stream()>>>(p, int64_t(n), v);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(fill_kernel<float>, cuda::grid_for(int64_t(n), 256), 256, 0, cuda::stream(), p,
+            int64_t(n), v);
 }
 
 void device_fill_f64(double* p, size_t n, double v) {
-  fill_kernel<<<cuda::grid_for(int64_t(n), 256), 256, 0, cuda::stream()>>>(p, int64_t(n), v);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(fill_kernel<double>, cuda::grid_for(int64_t(n), 256), 256, 0, cuda::stream(), p,
+            int64_t(n), v);
 }
 
 void device_convert(const void* src, int src_dtype, void* dst, int dst_dtype, size_t n) {
@@ -161,16 +190,17 @@ void device_convert(const void* src, int src_dtype, void* dst, int dst_dtype, si
   auto st = cuda::stream();
   int64_t N = int64_t(n);
   if (s == DType::F32 && d == DType::BF16)
-    convert_kernel<<<g, 256, 0, st>>>((const float*)src, (__nv_bfloat16*)dst, N);
+    SD_LAUNCH((convert_kernel<float, __nv_bfloat16>), g, 256, 0, st, (const float*)src,
+              (__nv_bfloat16*)dst, N);
   else if (s == DType::BF16 && d == DType::F32)
-    convert_kernel<<<g, 256, 0, st>>>((const __nv_bfloat16*)src, (float*)dst, N);
+    SD_LAUNCH((convert_kernel<__nv_bfloat16, float>), g, 256, 0, st, (const __nv_bfloat16*)src,
+              (float*)dst, N);
   else if (s == DType::F32 && d == DType::F64)
-    convert_to_f64_kernel<<<g, 256, 0, st>>>((const float*)src, (double*)dst, N);
+    SD_LAUNCH(convert_to_f64_kernel<float>, g, 256, 0, st, (const float*)src, (double*)dst, N);
   else if (s == DType::F64 && d == DType::F32)
-    convert_kernel<<<g, 256, 0, st>>>((const double*)src, (float*)dst, N);
+    SD_LAUNCH((convert_kernel<double, float>), g, 256, 0, st, (const double*)src, (float*)dst, N);
   else
     fail("device_convert: ", dtype_name(s), " -> ", dtype_name(d), " is not supported on cuda");
-  CUDA_CHECK_LAUNCH();
 }
 
 void device_synchronize() { CUDA_CHECK(cudaStreamSynchronize(cuda::stream())); }

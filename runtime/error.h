@@ -27,10 +27,20 @@ std::string cat(const A&... a) {
   (put(os, a), ...);
   return os.str();
 }
+
+// A message is read by a person: one that quotes a huge value is cut, with the count of what
+// was left out, rather than flooding the terminal or a log.
+constexpr size_t kMaxMessage = 2000;
+inline std::string capped(std::string s) {
+  if (s.size() <= kMaxMessage) return s;
+  size_t cut = s.size() - kMaxMessage;
+  s.resize(kMaxMessage);
+  return s + "... (" + std::to_string(cut) + " more characters)";
+}
 }  // namespace detail
 
 template <class... A>
-[[noreturn]] void fail(const A&... a) { throw Error(detail::cat(a...)); }
+[[noreturn]] void fail(const A&... a) { throw Error(detail::capped(detail::cat(a...))); }
 
 }  // namespace sd
 

@@ -1,6 +1,5 @@
 #include "runtime/safetensors.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,11 +7,13 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
-#include <filesystem>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <vector>
+
+#include "runtime/file_io.h"
+#include "runtime/json_text.h"
 
 namespace sd {
 namespace {
@@ -31,29 +32,9 @@ const char* const kMetadataKey = "__metadata__";
 const std::set<std::string> kOtherDtypes = {"BOOL", "U8",  "I8",  "I16", "U16", "F16",     "U32",
                                             "I64",  "U64", "F8_E4M3", "F8_E5M2"};
 
-struct Fd {
-  int fd = -1;
-  explicit Fd(int f) : fd(f) {}
-  ~Fd() {
-    if (fd >= 0) ::close(fd);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-};
-
-// A JSON value for an error message, cut short so that a hostile header cannot flood the log.
-std::string brief(const json& v) {
-  std::string s = v.dump(-1, ' ', false, json::error_handler_t::replace);
-  if (s.size() > 80) s = s.substr(0, 77) + "...";
-  return std::string(v.type_name()) + " " + s;
-}
-
-// nlohmann's what() starts with "[json.exception.parse_error.101] "; the rest is the reason.
-std::string json_reason(const std::exception& e) {
-  std::string s = e.what();
-  size_t p = s.find("] ");
-  return p == std::string::npos ? s : s.substr(p + 2);
-}
+// A JSON value for an error message with its type, cut short so that a hostile header cannot
+// flood the log.
+std::string typed(const json& v) { return std::string(v.type_name()) + " " + brief(v, 80); }
 
 // pread until n bytes arrived; an early end means the file shrank after we measured it.
 void read_exact(int fd, void* dst, size_t n, uint64_t offset, const std::string& path,
@@ -102,15 +83,15 @@ Entry parse_entry(const std::string& path, const std::string& key, const json& v
   const std::string in_header =
       " (in the JSON header at bytes [8, " + std::to_string(data_start) + "))";
   if (!v.is_object())
-    fail(where, ": expected an object with dtype, shape and data_offsets, found ", brief(v),
+    fail(where, ": expected an object with dtype, shape and data_offsets, found ", typed(v),
          in_header);
   for (const char* field : {"dtype", "shape", "data_offsets"})
     if (!v.contains(field))
-      fail(where, ": missing field '", field, "', found ", brief(v), in_header);
+      fail(where, ": missing field '", field, "', found ", typed(v), in_header);
 
   Entry e{key, DType::F32, {}, 0, 0};
   const json& jd = v["dtype"];
-  if (!jd.is_string()) fail(where, ": 'dtype' expected a string, found ", brief(jd), in_header);
+  if (!jd.is_string()) fail(where, ": 'dtype' expected a string, found ", typed(jd), in_header);
   std::string dname = jd.get<std::string>();
   if (dname == "F32" || dname == "F64" || dname == "BF16" || dname == "I32")
     e.dtype = dtype_from_name(dname);
@@ -122,13 +103,13 @@ Entry parse_entry(const std::string& path, const std::string& key, const json& v
 
   const json& js = v["shape"];
   if (!js.is_array())
-    fail(where, ": 'shape' expected an array of integers, found ", brief(js), in_header);
+    fail(where, ": 'shape' expected an array of integers, found ", typed(js), in_header);
   // Elements = product of the dimensions, checked for overflow even when a zero dimension would
   // make it 0, so that no later shape arithmetic can overflow either.
   uint64_t numel = 1, nonzero = 1;
   for (size_t i = 0; i < js.size(); ++i) {
     uint64_t d = get_count(js[i], [&](const char* expected) {
-      fail(where, ": shape dimension ", i, " expected ", expected, ", found ", brief(js[i]),
+      fail(where, ": shape dimension ", i, " expected ", expected, ", found ", typed(js[i]),
            in_header);
     });
     e.shape.push_back(int64_t(d));
@@ -144,9 +125,9 @@ Entry parse_entry(const std::string& path, const std::string& key, const json& v
 
   const json& jo = v["data_offsets"];
   if (!jo.is_array() || jo.size() != 2)
-    fail(where, ": 'data_offsets' expected an array [begin, end], found ", brief(jo), in_header);
+    fail(where, ": 'data_offsets' expected an array [begin, end], found ", typed(jo), in_header);
   auto bad_offset = [&](const char* expected) {
-    fail(where, ": 'data_offsets' expected ", expected, ", found ", brief(jo), in_header);
+    fail(where, ": 'data_offsets' expected ", expected, ", found ", typed(jo), in_header);
   };
   e.begin = get_count(jo[0], bad_offset);
   e.end = get_count(jo[1], bad_offset);
@@ -166,41 +147,28 @@ Entry parse_entry(const std::string& path, const std::string& key, const json& v
 std::map<std::string, std::string> parse_metadata(const std::string& path, const json& m) {
   std::map<std::string, std::string> out;
   if (!m.is_object())
-    fail(path, ": '", kMetadataKey, "' expected an object of strings, found ", brief(m));
+    fail(path, ": '", kMetadataKey, "' expected an object of strings, found ", typed(m));
   for (auto& [k, v] : m.items()) {
     if (!v.is_string())
-      fail(path, ": '", kMetadataKey, "' entry '", k, "' expected a string, found ", brief(v));
+      fail(path, ": '", kMetadataKey, "' entry '", k, "' expected a string, found ", typed(v));
     out[k] = v.get<std::string>();
   }
   return out;
 }
 
-void write_all(int fd, const void* src, size_t n, const std::string& tmp) {
-  const char* p = static_cast<const char*>(src);
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) fail("cannot write '", tmp, "': ", std::strerror(errno));
-    p += w;
-    n -= size_t(w);
-  }
-}
-
 }  // namespace
 
 SafeTensors load_safetensors(const std::string& path) {
-  Fd f(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (f.fd < 0) fail("cannot open '", path, "': ", std::strerror(errno));
+  Fd f = open_regular_file(path, "safetensors file");
   struct stat st;
-  if (::fstat(f.fd, &st) != 0) fail("cannot stat '", path, "': ", std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) fail(path, ": not a regular file");
+  if (::fstat(f.get(), &st) != 0) fail("cannot stat '", path, "': ", std::strerror(errno));
   const uint64_t size = uint64_t(st.st_size);
 
   if (size < 8)
     fail(path, ": truncated: the file has ", size, " bytes, expected at least 8 for the header ",
          "length at byte 0 (not a safetensors file?)");
   unsigned char len_bytes[8];
-  read_exact(f.fd, len_bytes, 8, 0, path, "the header length");
+  read_exact(f.get(), len_bytes, 8, 0, path, "the header length");
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | len_bytes[i];
   if (n > kMaxHeader)
@@ -212,36 +180,14 @@ SafeTensors load_safetensors(const std::string& path) {
          size, " bytes, so at most ", size - 8, " header bytes)");
 
   std::string text(n, '\0');
-  read_exact(f.fd, text.data(), n, 8, path, "the JSON header");
-  // Top-level keys are collected while parsing because nlohmann keeps only the last of a
-  // duplicated key, which would silently hide a tensor. Nesting is bounded because printing and
-  // freeing a JSON value recurse: a header of a million '[' would overflow the stack.
-  std::set<std::string> seen;
-  std::string duplicate;
-  auto on_event = [&](int depth, json::parse_event_t ev, json& parsed) {
-    if ((ev == json::parse_event_t::object_start || ev == json::parse_event_t::array_start) &&
-        depth >= kMaxDepth)
-      fail(path, ": the header (bytes [8, ", 8 + n, ")) nests JSON values more than ", kMaxDepth,
-           " deep (a valid header nests 3)");
-    if (ev == json::parse_event_t::key && depth == 1) {
-      const std::string& k = parsed.get_ref<const std::string&>();
-      if (!seen.insert(k).second && duplicate.empty()) duplicate = k;
-    }
-    return true;
-  };
-  json header;
-  try {
-    header = json::parse(text, on_event);
-  } catch (const json::parse_error& e) {
-    uint64_t at = 8 + (e.byte > 0 ? e.byte - 1 : 0);
-    fail(path, ": the header (bytes [8, ", 8 + n, ")) is not valid JSON: error at file byte ", at,
-         ": ", json_reason(e));
-  }
+  read_exact(f.get(), text.data(), n, 8, path, "the JSON header");
+  // Bounded nesting and no duplicate keys (runtime/json_text.h): a duplicated tensor name
+  // would otherwise silently hide a tensor.
+  json header = parse_json(text, path + ": the header (bytes [8, " + std::to_string(8 + n) + "))",
+                           kMaxDepth, 8);
   if (!header.is_object())
     fail(path, ": the header (bytes [8, ", 8 + n, ")) expected a JSON object, found ",
-         brief(header));
-  if (!duplicate.empty())
-    fail(path, ": the header (bytes [8, ", 8 + n, ")) names '", duplicate, "' twice");
+         typed(header));
 
   const uint64_t data_start = 8 + n, data_size = size - data_start;
   SafeTensors out;
@@ -269,7 +215,7 @@ SafeTensors load_safetensors(const std::string& path) {
   for (auto& e : entries) {
     Tensor t = Tensor::empty(e.shape, e.dtype);
     if (t.nbytes())
-      read_exact(f.fd, t.raw(), t.nbytes(), data_start + e.begin, path, "tensor '" + e.key + "'");
+      read_exact(f.get(), t.raw(), t.nbytes(), data_start + e.begin, path, "tensor '" + e.key + "'");
     out.tensors.emplace(e.key, std::move(t));
   }
   return out;
@@ -303,39 +249,19 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
   try {
     text = header.dump();
   } catch (const json::exception& e) {  // a name or metadata string that is not UTF-8
-    fail("save_safetensors '", path, "': cannot encode the header: ", json_reason(e));
+    std::string reason = e.what();  // "[json.exception.type_error.316] invalid UTF-8 byte ..."
+    fail("save_safetensors '", path, "': cannot encode the header: ",
+         reason.substr(reason.find("] ") + 2));
   }
   text.append((8 - text.size() % 8) % 8, ' ');
   unsigned char len_bytes[8];
   for (int i = 0; i < 8; ++i) len_bytes[i] = (uint64_t(text.size()) >> (8 * i)) & 0xff;
 
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    Fd f(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (f.fd < 0) fail("cannot create '", tmp, "': ", std::strerror(errno));
-    try {
-      write_all(f.fd, len_bytes, 8, tmp);
-      write_all(f.fd, text.data(), text.size(), tmp);
-      for (auto& [name, t] : order) write_all(f.fd, t.raw(), t.nbytes(), tmp);
-      if (::fsync(f.fd) != 0) fail("cannot fsync '", tmp, "': ", std::strerror(errno));
-      int fd = f.fd;
-      f.fd = -1;
-      if (::close(fd) != 0) fail("cannot close '", tmp, "': ", std::strerror(errno));
-    } catch (...) {
-      ::unlink(tmp.c_str());
-      throw;
-    }
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    ::unlink(tmp.c_str());
-    fail("cannot rename '", tmp, "' to '", path, "': ", std::strerror(err));
-  }
-  // Make the rename itself durable. Some filesystems refuse fsync on a directory; the file is in
-  // place by now either way, so that is not an error.
-  std::string dir = std::filesystem::path(path).parent_path().string();
-  Fd d(::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (d.fd >= 0) (void)::fsync(d.fd);
+  AtomicFile f(path);
+  f.write(len_bytes, 8);
+  f.write(text);
+  for (auto& [name, t] : order) f.write(t.raw(), t.nbytes());
+  f.commit();
 }
 
 }  // namespace sd

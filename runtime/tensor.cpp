@@ -8,10 +8,16 @@
 
 namespace sd {
 
+// Also refuses a product of the non-zero dimensions that overflows int64 when a zero dimension
+// makes the count 0, so that no later arithmetic on the shape can overflow either.
 int64_t shape_numel(const Shape& s) {
-  int64_t n = 1;
-  for (int64_t d : s) n *= d;
-  return n;
+  int64_t n = 1, nonzero = 1;
+  for (int64_t d : s) {
+    if (d == 0) n = 0;
+    else if (d < 0 || __builtin_mul_overflow(nonzero, d, &nonzero))
+      fail("shape ", shape_str(s), d < 0 ? " has a negative dimension" : " overflows: more than 2^63 elements");
+  }
+  return n ? nonzero : 0;
 }
 
 std::string shape_str(const Shape& s) { return detail::cat(s); }
@@ -31,13 +37,14 @@ Storage::~Storage() {
 }
 
 Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
-  for (int64_t d : shape)
-    SD_CHECK(d >= 0, "Tensor::empty: negative dimension in shape ", shape_str(shape));
+  size_t bytes;
+  if (__builtin_mul_overflow(size_t(shape_numel(shape)), dtype_size(dtype), &bytes))
+    fail("Tensor::empty: ", dtype_name(dtype), shape_str(shape), " overflows the byte count");
   Tensor t;
   t.shape_ = shape;
   t.dtype_ = dtype;
   t.device_ = device;
-  t.storage_ = std::make_shared<Storage>(size_t(shape_numel(shape)) * dtype_size(dtype), device);
+  t.storage_ = std::make_shared<Storage>(bytes, device);
   return t;
 }
 

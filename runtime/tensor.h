@@ -14,6 +14,8 @@ namespace sd {
 
 using Shape = std::vector<int64_t>;
 
+// The element count; throws on a negative dimension or a count above 2^63 (shapes come from
+// files and command lines too).
 int64_t shape_numel(const Shape& s);
 std::string shape_str(const Shape& s);
 

@@ -195,6 +195,26 @@ std::vector<Tensor> on(Device dev, DType dt, const std::vector<Tensor>& t) {
   return r;
 }
 
+// Lengths and head dims at the edges of the kernels' tiles and padding (one key, a tile plus one,
+// D = 1, D just past 32, D = 100 padded to 128), forward and every gradient.
+TEST(Attention, CudaF32TileEdgesMatchCpu) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device present";
+  for (Shape s : {Shape{1, 1, 1, 4}, Shape{1, 1, 64, 16}, Shape{1, 1, 65, 33}, Shape{1, 1, 97, 1},
+                  Shape{1, 1, 130, 100}}) {
+    auto t = random_qkvg(s, DType::F32, 2.0, 23);
+    auto d = on(Device::CUDA, DType::F32, t);
+    auto ref = run_forward("attention", {t[0], t[1], t[2]});
+    auto got = run_forward("attention", {d[0], d[1], d[2]});
+    for (int j = 0; j < 2; ++j)
+      EXPECT_LE(rel_err(got[j], to_doubles(ref[j])), 2e-5) << shape_str(s) << " output " << j;
+    std::vector<bool> all{true, true, true};
+    auto gref = run_backward("attention", {t[0], t[1], t[2]}, ref, {t[3], Tensor()}, all);
+    auto ggot = run_backward("attention", {d[0], d[1], d[2]}, got, {d[3], Tensor()}, all);
+    for (int i = 0; i < 3; ++i)
+      EXPECT_LE(rel_err(ggot[i], to_doubles(gref[i])), 2e-5) << shape_str(s) << " gradient " << i;
+  }
+}
+
 // D = 128 is not in the registry's parity cases (they stay small for the gradient check).
 TEST(Attention, CudaF32HeadDim128MatchesCpu) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device present";
@@ -218,7 +238,8 @@ TEST(Attention, CudaF32HeadDim128MatchesCpu) {
 TEST(Attention, CudaBf16WithinTwiceTheBf16RoundingError) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device present";
   for (Case c : {Case{{2, 4, 70, 64}, 0.0}, Case{{1, 2, 200, 128}, 0.0},
-                 Case{{2, 2, 33, 32}, 0.5}, Case{{1, 3, 45, 48}, 0.0}}) {
+                 Case{{2, 2, 33, 32}, 0.5}, Case{{1, 3, 45, 48}, 0.0}, Case{{1, 1, 1, 8}, 0.0},
+                 Case{{2, 1, 17, 8}, 0.0}}) {
     Attrs a{{"scale", c.scale}};
     auto t = random_qkvg(c.shape, DType::F32, 2.0, 21);
     auto tr = on(Device::CPU, DType::BF16, t);

@@ -10,6 +10,7 @@
 
 #include "runtime/safetensors.h"
 #include "tools/cli.h"
+#include "tests/run_simdiff.h"
 #include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
@@ -17,26 +18,8 @@ using namespace sd;
 
 namespace {
 
-
-struct Result {
-  int status;
-  std::string output;  // stdout and stderr together
-};
-
-// Runs `simdiff <args>`; args are passed to the shell as written (quote them there).
-Result simdiff(const std::string& args) {
-  std::string cmd = std::string("'") + SIMDIFF_BINARY + "' " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return {-1, "popen failed"};
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
-
-std::string q(const std::string& s) { return "'" + s + "'"; }
+using Result = RunResult;
+Result simdiff(const std::string& args) { return run_simdiff(args); }
 
 #define EXPECT_HAS(haystack, needle) \
   EXPECT_NE((haystack).find(needle), std::string::npos) << "output: " << (haystack)
@@ -155,7 +138,7 @@ TEST(CmdOp, BadInvocationsNameTheProblem) {
 
   r = simdiff("op scale --inputs " + q(dir / "extra") + " --attrs '{\"s\": 2' " + out);
   EXPECT_EQ(r.status, 2);
-  EXPECT_HAS(r.output, "--attrs is not valid JSON");
+  EXPECT_HAS(r.output, "--attrs: not valid JSON");
 
   r = simdiff("op silu --inputs " + q(dir / "a_only") + " --attrs '{\"k\": 1}'" + out);
   EXPECT_EQ(r.status, 1);
@@ -250,6 +233,32 @@ TEST(CliParser, RefusesMalformedCommandLines) {
   } catch (const cli::UsageError& e) {
     EXPECT_HAS(std::string(e.what()), "--steps for 'simdiff test' expected an integer, got 'ten'");
   }
+}
+
+// Numbers are parsed whole, must be finite and in range: no truncation to 32 bits, no NaN.
+TEST(CliParser, NumbersAreParsedWholeAndRangeChecked) {
+  auto usage_error = [](auto f) -> std::string {
+    try {
+      f();
+    } catch (const cli::UsageError& e) {
+      return e.what();
+    }
+    return "(no error)";
+  };
+  EXPECT_HAS(usage_error([] { parse({"--steps", "4294967297"}).get_int("steps", 1, INT32_MAX); }),
+             "--steps for 'simdiff test' expected an integer in 1..2147483647, got '4294967297'");
+  EXPECT_HAS(usage_error([] { parse({"--steps", "0"}).get_int("steps", 1); }),
+             "expected an integer >= 1, got '0'");
+  for (std::string bad : {"nan", "inf", "-inf", "1e400", "2x", ""})
+    EXPECT_HAS(usage_error([&] { parse({"--steps", "1", "--lr", bad}).get_double("lr"); }),
+               "--lr for 'simdiff test' expected a finite number, got '" + bad + "'");
+  EXPECT_HAS(usage_error([] { parse({"--steps", "1", "--lr", "-1"}).get_double("lr", 0); }),
+             "expected a finite number >= 0, got '-1'");
+  for (std::string bad : {"5,1", "nan,nan", "1,2x", "1", ",", "1,inf"})
+    EXPECT_HAS(usage_error([&] { parse({"--steps", "1", "--name", bad}).get_interval("name"); }),
+               "expected LO,HI: two finite numbers with LO <= HI, got '" + bad + "'");
+  EXPECT_EQ(parse({"--steps", "1", "--name", "-1.5,2"}).get_interval("name"),
+            std::make_pair(-1.5, 2.0));
 }
 
 TEST(CliParser, HelpTextListsEveryOption) {

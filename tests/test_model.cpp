@@ -40,7 +40,7 @@ TEST(Config, RefusesBadConfigsNamingTheKey) {
   EXPECT_THAT(config_error(j), HasSubstr("unknown key 'model.hedas'"));
   j = tiny_json();
   j["model"]["heads"] = "four";
-  EXPECT_THAT(config_error(j), HasSubstr("'model.heads' has the wrong type: \"four\""));
+  EXPECT_THAT(config_error(j), HasSubstr("'model.heads' = \"four\": expected an integer"));
   j = tiny_json();
   j["model"]["heads"] = 3;  // width 16 is not divisible by 3
   EXPECT_THAT(config_error(j), HasSubstr("'model.heads' = 3: must divide the transformer width 16"));
@@ -256,7 +256,7 @@ TEST(Cli, KillAndResumeIsExact) {
 
   // SIGKILL the run after step 10: past the checkpoint at step 8, mid-way to the next one.
   fs::path killed = base / "killed";
-  std::string env = "SIMDIFF_FAULT_KILL_AT_STEP=10 ";
+  std::string env = "SIMDIFF_FAULT_KILL_AT=step:10 ";
   EXPECT_NE(std::system((env + SIMDIFF_BINARY + " " + common + killed.string() + " 2>/dev/null").c_str()), 0);
   ASSERT_EQ(losses(killed / "metrics.jsonl").size(), 10u);
   ASSERT_EQ(run(common + killed.string() + " --resume"), 0);

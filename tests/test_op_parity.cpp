@@ -1,11 +1,24 @@
-// One loop over the registry: CUDA against the CPU reference, forward and backward, on fresh
-// random inputs, with every new buffer poisoned (NaN) so an unwritten element fails the check.
+// One loop over the registry: every op on CUDA against the CPU reference, on fresh random inputs,
+// with every new buffer poisoned (NaN) so an unwritten element fails the check.
+//   CudaMatchesCpu    forward and backward in f32, every input gradient requested;
+//   Bf16              the same with bf16 tensors for the ops the CUDA backend takes in bf16 (the
+//                     reference: f32 on the CPU from the same bf16-rounded inputs); every other
+//                     op must refuse bf16 with an error that names it;
+//   GradientSubsets   backward with one input gradient requested at a time;
+//   NoOutputGradient  backward with one output's gradient undefined ("no gradient flows back");
+//   CappedGrids       f32 again with 2 SMs, every grid-stride grid capped at 3 blocks and 1-byte
+//                     scratch buffers, so grid-stride loops, split reductions and chunked paths run;
+// and OpParityInPlace: the in-place updates the training loop makes (an output aliasing an input).
+// They run on a GPU, and on the CPU in the emulation build (SIMDIFF_CUDA=EMULATE, in CI).
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <optional>
+#include <set>
 
 #include "kernels/op_inputs.h"
 #include "runtime/allocator.h"
+#include "runtime/cuda_limits.h"
 
 namespace sd {
 namespace {
@@ -17,9 +30,16 @@ std::vector<std::string> op_names() {
   return v;
 }
 
+// The ops whose CUDA kernels take bf16 tensors (the others compute in f32 only).
+const std::set<std::string> kCudaBf16Ops = {"attention", "concat", "split", "permute"};
+// bf16 results against the f32 reference on the same rounded inputs: two bf16 ulps of the largest
+// value (outputs are stored in bf16; attention also rounds its probabilities to bf16).
+constexpr double kBf16Tol = 1.0 / 64;
+
 // max |a - b| / max(max |b|, 1e-30); NaN anywhere counts as failure (returns +inf).
 double rel_error(const Tensor& got, const Tensor& ref) {
   std::vector<float> a = got.to_floats(), b = ref.to_floats();
+  if (a.size() != b.size()) return INFINITY;
   double num = 0, den = 1e-30;
   for (size_t i = 0; i < a.size(); ++i) {
     if (std::isnan(a[i]) || std::isnan(b[i])) return INFINITY;
@@ -29,18 +49,99 @@ double rel_error(const Tensor& got, const Tensor& ref) {
   return num / den;
 }
 
-std::vector<Tensor> forward_on(const OpDef& def, Device dev, const std::vector<Tensor>& in,
-                               const Attrs& attrs) {
-  if (def.inputs.empty()) return run_forward_on(dev, def.name, attrs);
-  std::vector<Tensor> moved;
-  for (auto& t : in) moved.push_back(t.defined() ? t.to(dev) : Tensor());
-  return run_forward(def.name, moved, attrs);
+// Float tensors in `dt` on `dev`; integer and undefined ones as they are.
+std::vector<Tensor> place(const std::vector<Tensor>& v, Device dev, DType dt) {
+  std::vector<Tensor> r;
+  for (const Tensor& t : v)
+    r.push_back(!t.defined() ? Tensor() : (t.dtype() == DType::I32 ? t : t.to(dt)).to(dev));
+  return r;
 }
 
-class OpParity : public ::testing::TestWithParam<std::string> {};
+// The same values once rounded to bf16, back in f32 (on the CPU).
+std::vector<Tensor> bf16_rounded(const std::vector<Tensor>& v) {
+  return place(place(v, Device::CPU, DType::BF16), Device::CPU, DType::F32);
+}
 
-TEST_P(OpParity, CudaMatchesCpu) {
-  const OpDef& def = Registry::get().at(GetParam());
+std::vector<Tensor> forward(const OpDef& def, Device dev, const std::vector<Tensor>& in,
+                            const Attrs& attrs) {
+  return def.inputs.empty() ? run_forward_on(dev, def.name, attrs) : run_forward(def.name, in, attrs);
+}
+
+// What varies between the checks of one op: dtype, which input gradients are requested (empty:
+// every differentiable one), which output gradient is left undefined (-1: none).
+struct Variant {
+  DType dtype = DType::F32;
+  std::vector<bool> need;
+  int no_grad_output = -1;
+  std::string what;  // for messages
+};
+
+// One test case of one op: forward on both devices, then backward when the op has one.
+void check_case(const OpDef& def, const TestCase& tc, uint64_t seed, const Variant& v) {
+  const double tol = v.dtype == DType::BF16 ? std::max(def.parity_tol, kBf16Tol) : def.parity_tol;
+  const std::string at = def.name + " [" + tc.label + "]" + v.what;
+  std::vector<Tensor> in = make_op_inputs(tc, seed, DType::F32);
+  std::vector<Tensor> in_cpu = v.dtype == DType::BF16 ? bf16_rounded(in) : in;
+  std::vector<Tensor> in_dev = place(in, Device::CUDA, v.dtype);
+  std::vector<Tensor> ref = forward(def, Device::CPU, in_cpu, tc.attrs), got;
+  try {
+    got = forward(def, Device::CUDA, in_dev, tc.attrs);
+  } catch (const Error& e) {
+    if (v.dtype == DType::BF16) throw;  // Bf16 judges the refusal
+    FAIL() << at << ": the cuda forward failed: " << e.what();
+  }
+  for (size_t j = 0; j < ref.size(); ++j)
+    EXPECT_LE(rel_error(got[j], ref[j]), tol) << at << " output '" << def.outputs[j].name << "'";
+  if (!def.differentiable()) return;
+
+  std::vector<Tensor> gout;
+  for (size_t j = 0; j < ref.size(); ++j)
+    gout.push_back(def.outputs[j].differentiable && int(j) != v.no_grad_output
+                       ? random_uniform_tensor(ref[j].shape(), seed + 99, j)
+                       : Tensor());
+  std::vector<Tensor> gout_cpu = v.dtype == DType::BF16 ? bf16_rounded(gout) : gout;
+  std::vector<Tensor> gout_dev = place(gout, Device::CUDA, v.dtype);
+  std::vector<bool> need = v.need;
+  if (need.empty())
+    for (size_t i = 0; i < in.size(); ++i) need.push_back(in[i].defined() && def.inputs[i].differentiable);
+
+  // A backward must not fail, except that with the only output gradient left out both backends
+  // may refuse alike (autograd never asks for that, see autograd/tape.cpp); with one of several
+  // left out they must treat it as zero.
+  std::optional<std::string> cpu_error, cuda_error;
+  std::vector<Tensor> gref, ggot;
+  try {
+    gref = run_backward(def.name, in_cpu, ref, gout_cpu, need, tc.attrs);
+  } catch (const Error& e) {
+    cpu_error = e.what();
+  }
+  try {
+    ggot = run_backward(def.name, in_dev, got, gout_dev, need, tc.attrs);
+  } catch (const Error& e) {
+    cuda_error = e.what();
+  }
+  if (cpu_error || cuda_error) {
+    ASSERT_TRUE(v.no_grad_output >= 0 && cpu_error && cuda_error)
+        << at << ": the backward failed; cpu: " << cpu_error.value_or("ok")
+        << "; cuda: " << cuda_error.value_or("ok");
+    int differentiable_outputs = 0;
+    for (auto& o : def.outputs) differentiable_outputs += o.differentiable;
+    EXPECT_EQ(differentiable_outputs, 1)
+        << at << ": autograd may leave one of several output gradients out, the backward must "
+        << "take that: " << *cpu_error;
+    return;
+  }
+  for (size_t i = 0; i < gref.size(); ++i) {
+    ASSERT_EQ(gref[i].defined(), ggot[i].defined()) << at << " gradient of '" << def.inputs[i].name << "'";
+    if (gref[i].defined())
+      EXPECT_LE(rel_error(ggot[i], gref[i]), tol) << at << " gradient of '" << def.inputs[i].name << "'";
+  }
+}
+
+// Runs `check` for each test case of the parameter's op, poisoned buffers on.
+template <class F>
+void for_each_case(const std::string& op, F&& check) {
+  const OpDef& def = Registry::get().at(op);
   ASSERT_TRUE(bool(def.cuda.forward)) << def.name << " has no CUDA forward";
   if (def.differentiable()) {
     ASSERT_TRUE(bool(def.cuda.backward)) << def.name << " has no CUDA backward";
@@ -48,40 +149,130 @@ TEST_P(OpParity, CudaMatchesCpu) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device present";
   set_alloc_poison(true);
   uint64_t seed = 777;
-  for (const TestCase& tc : def.tests) {
-    std::vector<Tensor> in = make_op_inputs(tc, seed++, DType::F32);
-    std::vector<Tensor> ref = forward_on(def, Device::CPU, in, tc.attrs);
-    std::vector<Tensor> got = forward_on(def, Device::CUDA, in, tc.attrs);
-    for (size_t j = 0; j < ref.size(); ++j)
-      EXPECT_LE(rel_error(got[j], ref[j]), def.parity_tol)
-          << def.name << " [" << tc.label << "] output '" << def.outputs[j].name << "'";
-    if (!def.differentiable()) continue;
-    std::vector<Tensor> gout, gout_d, in_d, out_d;
-    for (size_t j = 0; j < ref.size(); ++j) {
-      gout.push_back(def.outputs[j].differentiable
-                         ? random_uniform_tensor(ref[j].shape(), seed + 99, j)
-                         : Tensor());
-      gout_d.push_back(gout.back().defined() ? gout.back().to(Device::CUDA) : Tensor());
-      out_d.push_back(got[j]);
-    }
-    std::vector<bool> need;
-    for (size_t i = 0; i < in.size(); ++i) {
-      need.push_back(in[i].defined() && def.inputs[i].differentiable);
-      in_d.push_back(in[i].defined() ? in[i].to(Device::CUDA) : Tensor());
-    }
-    std::vector<Tensor> gref = run_backward(def.name, in, ref, gout, need, tc.attrs);
-    std::vector<Tensor> ggot = run_backward(def.name, in_d, out_d, gout_d, need, tc.attrs);
-    for (size_t i = 0; i < gref.size(); ++i) {
-      if (!gref[i].defined()) continue;
-      EXPECT_LE(rel_error(ggot[i], gref[i]), def.parity_tol)
-          << def.name << " [" << tc.label << "] gradient of '" << def.inputs[i].name << "'";
-    }
-  }
+  for (const TestCase& tc : def.tests) check(def, tc, seed++);
   set_alloc_poison(false);
+}
+
+class OpParity : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(OpParity, CudaMatchesCpu) {
+  for_each_case(GetParam(), [](const OpDef& def, const TestCase& tc, uint64_t seed) {
+    check_case(def, tc, seed, {});
+  });
+}
+
+TEST_P(OpParity, Bf16) {
+  const OpDef& def = Registry::get().at(GetParam());
+  bool float_input = false;
+  for (const TestInput& ti : def.tests.at(0).inputs) float_input |= !ti.integer;
+  if (!float_input) GTEST_SKIP() << def.name << " has no floating-point input";
+  int checked = 0;
+  for_each_case(def.name, [&](const OpDef& def, const TestCase& tc, uint64_t seed) {
+    // Every refusal names the op; an op of kCudaBf16Ops may refuse some shapes (attention: a
+    // head dim that is not a multiple of 8) but must run at least one case.
+    try {
+      if (kCudaBf16Ops.count(def.name)) {
+        check_case(def, tc, seed, {DType::BF16, {}, -1, " bf16"});
+        ++checked;
+        return;
+      }
+      run_forward(def.name, place(make_op_inputs(tc, seed, DType::F32), Device::CUDA, DType::BF16),
+                  tc.attrs);
+      ADD_FAILURE() << def.name << " [" << tc.label << "] accepted bf16 on cuda: add it to "
+                    << "kCudaBf16Ops so its results are checked";
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()).rfind(def.name + ":", 0), 0u)
+          << "the refusal of bf16 should name the op: " << e.what();
+    }
+  });
+  if (kCudaBf16Ops.count(def.name) && cuda_available())
+    EXPECT_GT(checked, 0) << def.name << ": no test case runs in bf16";
+}
+
+TEST_P(OpParity, GradientSubsets) {
+  const OpDef& def = Registry::get().at(GetParam());
+  if (!def.differentiable()) GTEST_SKIP() << def.name << " is not differentiable";
+  int checked = 0;
+  for_each_case(def.name, [&](const OpDef& def, const TestCase& tc, uint64_t seed) {
+    std::vector<size_t> grads;
+    for (size_t i = 0; i < tc.inputs.size(); ++i)
+      if (!tc.inputs[i].absent && def.inputs[i].differentiable) grads.push_back(i);
+    if (grads.size() < 2) return;  // one gradient: the full check already requests only it
+    for (size_t i : grads) {
+      std::vector<bool> need(tc.inputs.size(), false);
+      need[i] = true;
+      check_case(def, tc, seed, {DType::F32, need, -1, " only d" + def.inputs[i].name});
+      ++checked;
+    }
+  });
+  if (!checked && cuda_available()) GTEST_SKIP() << def.name << " has one differentiable input";
+}
+
+TEST_P(OpParity, NoOutputGradient) {
+  const OpDef& def = Registry::get().at(GetParam());
+  if (!def.differentiable()) GTEST_SKIP() << def.name << " is not differentiable";
+  for_each_case(def.name, [](const OpDef& def, const TestCase& tc, uint64_t seed) {
+    for (size_t j = 0; j < def.outputs.size(); ++j)
+      if (def.outputs[j].differentiable)
+        check_case(def, tc, seed, {DType::F32, {}, int(j), " no gradient for " + def.outputs[j].name});
+  });
+}
+
+TEST_P(OpParity, CappedGrids) {
+  CudaLimits saved = cuda_limits();
+  cuda_limits() = {2, 3, 1};
+  for_each_case(GetParam(), [](const OpDef& def, const TestCase& tc, uint64_t seed) {
+    check_case(def, tc, seed, {DType::F32, {}, -1, " with capped grids"});
+  });
+  cuda_limits() = saved;
 }
 
 INSTANTIATE_TEST_SUITE_P(Registry, OpParity, ::testing::ValuesIn(op_names()),
                          [](const auto& info) { return info.param; });
+
+// In-place updates as the training loop makes them: outputs[k] written into inputs[alias[k]].
+struct InPlace {
+  std::string op, why;
+  std::vector<int> alias;
+};
+
+class OpParityInPlace : public ::testing::TestWithParam<InPlace> {};
+
+TEST_P(OpParityInPlace, CudaMatchesCpu) {
+  const InPlace& p = GetParam();
+  int cases = 0;
+  for_each_case(p.op, [&](const OpDef& def, const TestCase& tc, uint64_t seed) {
+    std::vector<Tensor> in = make_op_inputs(tc, seed, DType::F32);
+    std::vector<OutMeta> metas = def.infer(in, resolve_attrs(def, tc.attrs));
+    for (size_t k = 0; k < p.alias.size(); ++k)
+      if (metas[k].shape != in[size_t(p.alias[k])].shape()) return;  // a broadcast operand
+    std::vector<Tensor> cpu, dev;
+    for (const Tensor& t : in) {
+      cpu.push_back(t.clone());
+      dev.push_back(t.to(Device::CUDA));
+    }
+    auto outs = [&](const std::vector<Tensor>& v) {
+      std::vector<Tensor> o;
+      for (int a : p.alias) o.push_back(v[size_t(a)]);
+      return o;
+    };
+    run_forward_into(def.name, cpu, outs(cpu), tc.attrs);
+    run_forward_into(def.name, dev, outs(dev), tc.attrs);
+    for (int a : p.alias)
+      EXPECT_LE(rel_error(dev[size_t(a)], cpu[size_t(a)]), def.parity_tol)
+          << def.name << " [" << tc.label << "] in place into '" << def.inputs[size_t(a)].name
+          << "' (" << p.why << ")";
+    ++cases;
+  });
+  if (cuda_available()) EXPECT_GT(cases, 0) << p.op << ": no test case can run in place";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    TrainingLoop, OpParityInPlace,
+    ::testing::Values(InPlace{"add", "gradient accumulation (autograd/tape.cpp)", {0}},
+                      InPlace{"adamw", "the optimizer step (tools/train.cpp)", {0, 2, 3}},
+                      InPlace{"ema", "the EMA weights (tools/train.cpp)", {0}}),
+    [](const auto& info) { return info.param.op; });
 #else
 TEST(OpParity, CudaMatchesCpu) { GTEST_SKIP() << "built without CUDA: no parity to check"; }
 #endif

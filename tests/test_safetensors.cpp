@@ -196,7 +196,7 @@ TEST(SafeTensorsCorrupt, HeaderLengthTooSmall) {
 
 TEST(SafeTensorsCorrupt, HeaderNotJson) {
   TempDir dir;
-  expect_load_error(write_file(dir, "{\"x\": nope}", 0), {"not valid JSON", "file byte 15"});
+  expect_load_error(write_file(dir, "{\"x\": nope}", 0), {"not valid JSON", "at byte 15"});
 }
 
 TEST(SafeTensorsCorrupt, HeaderNotAnObject) {
@@ -209,14 +209,14 @@ TEST(SafeTensorsCorrupt, DeeplyNestedHeader) {
   size_t depth = 1000000;
   std::string nested = std::string(depth, '[') + std::string(depth, ']');
   expect_load_error(write_file(dir, "{\"w\": " + nested + "}", 0),
-                    {"nests JSON values more than 16 deep"});
+                    {"nested deeper than 16 levels"});
 }
 
 TEST(SafeTensorsCorrupt, DuplicateKey) {
   TempDir dir;
   std::string e = R"({"dtype": "F32", "shape": [], "data_offsets": [0, 4]})";
   expect_load_error(write_file(dir, "{\"x\": " + e + ", \"x\": " + e + "}", 4),
-                    {"'x' twice"});
+                    {"'x' appears twice"});
 }
 
 TEST(SafeTensorsCorrupt, DataOffsetsOutOfRange) {

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <optional>
+#include <sstream>
 
 namespace sd::cli {
 namespace {
@@ -65,24 +67,63 @@ const std::string& Args::get(const std::string& name) const {
   return it->second;
 }
 
-int64_t Args::get_int(const std::string& name) const {
-  const std::string& s = get(name);
-  int64_t v = 0;
+namespace {
+// The whole of `s` as a T, or nothing.
+template <class T>
+std::optional<T> parse_whole(const std::string& s) {
+  T v{};
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size() || s.empty())
-    throw UsageError("option --" + name + " for '" + command_ + "' expected an integer, got '" +
-                     s + "'");
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
   return v;
 }
 
-double Args::get_double(const std::string& name) const {
+std::string range_text(double lo, double hi) {
+  auto num = [](double x) {
+    std::ostringstream os;
+    os << x;
+    return os.str();
+  };
+  if (std::isinf(lo) && std::isinf(hi)) return "";
+  if (std::isinf(hi)) return " >= " + num(lo);
+  if (std::isinf(lo)) return " <= " + num(hi);
+  return " in [" + num(lo) + ", " + num(hi) + "]";
+}
+}  // namespace
+
+int64_t Args::get_int(const std::string& name, int64_t lo, int64_t hi) const {
   const std::string& s = get(name);
-  double v = 0;
-  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || end != s.data() + s.size() || s.empty())
-    throw UsageError("option --" + name + " for '" + command_ + "' expected a number, got '" + s +
-                     "'");
-  return v;
+  std::optional<int64_t> v = parse_whole<int64_t>(s);
+  if (!v || *v < lo || *v > hi) {
+    std::string range = lo == INT64_MIN && hi == INT64_MAX ? ""
+                        : hi == INT64_MAX ? " >= " + std::to_string(lo)
+                                          : " in " + std::to_string(lo) + ".." + std::to_string(hi);
+    throw UsageError("option --" + name + " for '" + command_ + "' expected an integer" + range +
+                     ", got '" + s + "'");
+  }
+  return *v;
+}
+
+double Args::get_double(const std::string& name, double lo, double hi) const {
+  const std::string& s = get(name);
+  std::optional<double> v = parse_whole<double>(s);
+  if (!v || !std::isfinite(*v) || *v < lo || *v > hi)
+    throw UsageError("option --" + name + " for '" + command_ + "' expected a finite number" +
+                     range_text(lo, hi) + ", got '" + s + "'");
+  return *v;
+}
+
+std::pair<double, double> Args::get_interval(const std::string& name) const {
+  const std::string& s = get(name);
+  size_t comma = s.find(',');
+  std::optional<double> lo, hi;
+  if (comma != std::string::npos) {
+    lo = parse_whole<double>(s.substr(0, comma));
+    hi = parse_whole<double>(s.substr(comma + 1));
+  }
+  if (!lo || !hi || !std::isfinite(*lo) || !std::isfinite(*hi) || *lo > *hi)
+    throw UsageError("option --" + name + " for '" + command_ +
+                     "' expected LO,HI: two finite numbers with LO <= HI, got '" + s + "'");
+  return {*lo, *hi};
 }
 
 Args parse(const Command& cmd, int argc, char** argv) {

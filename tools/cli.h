@@ -6,10 +6,12 @@
 //   --help, -h                    sets Args::help; required options are then not enforced
 //   --                            everything after it is positional
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "runtime/error.h"
@@ -46,8 +48,13 @@ class Args {
   bool has(const std::string& name) const;  // given, or has a default
   bool flag(const std::string& name) const;  // a switch that was given
   const std::string& get(const std::string& name) const;  // throws UsageError when absent
-  int64_t get_int(const std::string& name) const;  // "--steps expected an integer, got 'x'"
-  double get_double(const std::string& name) const;
+  // The whole value must parse, and fall in [lo, hi]: "option --steps for 'simdiff sample'
+  // expected an integer in 1..1000000, got '4294967297'".
+  int64_t get_int(const std::string& name, int64_t lo = INT64_MIN, int64_t hi = INT64_MAX) const;
+  // A finite number in [lo, hi] ("nan", "inf" and "2x" are refused).
+  double get_double(const std::string& name, double lo = -HUGE_VAL, double hi = HUGE_VAL) const;
+  // "LO,HI": two finite numbers with LO <= HI.
+  std::pair<double, double> get_interval(const std::string& name) const;
 
  private:
   friend Args parse(const Command&, int, char**);

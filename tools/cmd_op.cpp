@@ -5,8 +5,11 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/registry.h"
+#include "runtime/file_io.h"
+#include "runtime/json_text.h"
 #include "runtime/safetensors.h"
 #include "tools/cli.h"
+#include "tools/op_reference.h"
 
 namespace sd::cli {
 namespace {
@@ -26,10 +29,12 @@ const Command kOpCommand{
         {"out", "FILE", "", "safetensors file to write"},
         {"device", "cpu|cuda", "cpu", "where to run"},
         {"list", "", "", "print every op's description as JSON"},
+        {"markdown", "", "", "with --list: print the op reference (docs/ops.md) as Markdown"},
         {"describe", "NAME", "", "print one op's inputs, attributes and outputs"},
     },
     "examples:\n"
     "  simdiff op --list\n"
+    "  simdiff op --list --markdown > docs/ops.md\n"
     "  simdiff op silu --help\n"
     "  simdiff op scale --inputs x.safetensors --attrs '{\"s\": 2}' --out y.safetensors\n"
     "  simdiff op silu --inputs x.safetensors --grad-outputs g.safetensors --out y.safetensors"};
@@ -160,14 +165,12 @@ int run_op(const OpDef& def, const Args& a) {
                      " --help");
   Attrs attrs;
   try {
-    attrs = nlohmann::json::parse(a.get("attrs"));
-  } catch (const nlohmann::json::parse_error& e) {
-    std::string reason = e.what();  // "[json.exception.parse_error.101] parse error at ..."
-    reason = reason.substr(reason.find("] ") + 2);
-    throw UsageError("option --attrs is not valid JSON: " + reason +
-                     " (expected an object such as '{\"s\": 2}')");
+    attrs = parse_json(a.get("attrs"), "option --attrs");
+  } catch (const Error& e) {
+    throw UsageError(std::string(e.what()) + " (expected an object such as '{\"s\": 2}')");
   }
   Attrs resolved = resolve_attrs(def, attrs);
+  check_output_path(a.get("out"), "--out");
 
   std::vector<Tensor> in = read_inputs(def, a, dev);
   std::vector<Tensor> out = def.inputs.empty() ? run_forward_on(dev, def.name, resolved)
@@ -195,8 +198,10 @@ int run_op(const OpDef& def, const Args& a) {
 int cmd_op(int argc, char** argv) {
   Args a = parse(kOpCommand, argc, argv);
   const Registry& reg = Registry::get();
+  if (a.flag("markdown") && !a.flag("list"))
+    throw UsageError("--markdown goes with --list (simdiff op --list --markdown)");
   if (a.flag("list")) {
-    std::cout << reg.describe().dump(2) << "\n";
+    std::cout << (a.flag("markdown") ? op_reference_markdown() : reg.describe().dump(2) + "\n");
     return 0;
   }
   if (a.has("describe")) {

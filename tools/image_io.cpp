@@ -1,9 +1,8 @@
 #include "tools/image_io.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
-#include <cstring>
+#include <cstdlib>
 
 // The single translation unit that compiles stb. STATIC gives every stb symbol internal linkage;
 // the unused-function warnings that follow from that are stb's, not ours.
@@ -20,6 +19,8 @@
 #include <stb/stb_image_write.h>
 #pragma GCC diagnostic pop
 
+#include "runtime/file_io.h"
+
 namespace sd {
 namespace {
 
@@ -30,11 +31,19 @@ uint8_t to_u8(float v) {
   return uint8_t(std::lround((std::clamp(v, -1.0f, 1.0f) + 1.0f) * 127.5f));
 }
 
+// Encodes in memory, then writes through write_output_file: stb's own file writer ignores
+// fwrite and fclose errors, and so reported success for empty files on a full disk.
 void write_interleaved(const std::string& path, const uint8_t* hwc, int C, int H, int W) {
-  errno = 0;
-  if (!stbi_write_png(path.c_str(), W, H, C, hwc, W * C))
-    fail("write_png: cannot write '", path, "'", errno ? ": " : "",
-         errno ? std::strerror(errno) : "");
+  int len = 0;
+  unsigned char* png = stbi_write_png_to_mem(hwc, W * C, W, H, C, &len);
+  SD_CHECK(png != nullptr, "write_png '", path, "': cannot encode a ", W, "x", H, " image");
+  try {
+    write_output_file(path, std::string_view(reinterpret_cast<const char*>(png), size_t(len)));
+  } catch (...) {
+    free(png);
+    throw;
+  }
+  free(png);
 }
 
 }  // namespace
@@ -77,14 +86,24 @@ void write_grid_png(const std::string& path, const Tensor& images, int ncols, in
 Image8 read_image(const std::string& path, int channels) {
   SD_CHECK(channels >= 0 && channels <= 4, "read_image '", path, "': channels must be 0..4, got ",
            channels);
+  // stb reports the file's channels but, asked for none, returns an RGB PNG with a transparent
+  // colour key as 4 channels: ask for the file's count explicitly so the two always agree.
+  if (channels == 0) channels = image_file_channels(path);
   Image8 img;
   int file_channels = 0;
   uint8_t* p = stbi_load(path.c_str(), &img.width, &img.height, &file_channels, channels);
   if (!p) fail("read_image: cannot decode '", path, "': ", stbi_failure_reason());
-  img.channels = channels ? channels : file_channels;
+  img.channels = channels;
   img.pixels.assign(p, p + size_t(img.width) * img.height * img.channels);
   stbi_image_free(p);
   return img;
+}
+
+int image_file_channels(const std::string& path) {
+  int w = 0, h = 0, c = 0;
+  if (!stbi_info(path.c_str(), &w, &h, &c))
+    fail("read_image: cannot decode '", path, "': ", stbi_failure_reason());
+  return c;
 }
 
 }  // namespace sd

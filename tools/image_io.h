@@ -11,7 +11,8 @@
 namespace sd {
 
 // One C x H x W image, planar floats in [-1, 1] (values outside are clamped, NaN is written
-// black). C is 1 (grey), 3 (RGB) or 4 (RGBA).
+// black). C is 1 (grey), 3 (RGB) or 4 (RGBA). Written atomically (a device such as /dev/stdout
+// in place); a write error (a full disk) throws naming the path.
 void write_png(const std::string& path, const float* chw, int C, int H, int W);
 
 // images: [N, C, H, W] float (any float dtype, any device), values in [-1, 1]. Tiles them
@@ -26,7 +27,13 @@ struct Image8 {
 };
 
 // Decodes PNG, JPEG or BMP. channels = 0 keeps the file's channel count; 1..4 converts
-// (RGB -> grey by luma, grey -> RGB by replication, alpha dropped or set opaque).
+// (RGB -> grey by luma, grey -> RGB by replication, alpha dropped or set opaque; ask for 2 or 4
+// to keep alpha, which then includes a PNG's transparent colour key).
 Image8 read_image(const std::string& path, int channels = 0);
+
+// The channel count the file stores, read from its header without decoding the pixels (throws
+// naming the file when it is not a readable PNG, JPEG or BMP). 2 (grey + alpha) and 4 (RGBA, or
+// a palette with transparent entries) mean the image has an alpha channel.
+int image_file_channels(const std::string& path);
 
 }  // namespace sd

@@ -1,14 +1,12 @@
 #include "tools/plot.h"
 
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
 #include <sstream>
 
 #include "runtime/error.h"
+#include "runtime/file_io.h"
 
 namespace sd {
 namespace {
@@ -172,10 +170,7 @@ void write_loss_svg(const std::string& path, const std::vector<std::pair<int64_t
   }
   svg << "</svg>\n";
 
-  std::ofstream f(path, std::ios::binary);
-  f << svg.str();
-  f.close();
-  if (!f) fail("write_loss_svg: cannot write '", path, "': ", std::strerror(errno));
+  write_file_atomic(path, svg.str());
 }
 
 }  // namespace sd

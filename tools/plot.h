@@ -17,7 +17,8 @@ struct PlotOptions {
 // Line chart of (step, value) points: the raw series as a thin light line, its bias-corrected
 // EMA (computed on the plotted scale, i.e. on log10 values for a log axis) as a bold line on
 // top, with axes, grid, "nice" ticks and the title. Non-finite values are skipped; with no
-// plottable point the chart says "no data". Throws sd::Error naming `path` if it cannot write.
+// plottable point the chart says "no data". Written atomically; throws sd::Error naming `path`
+// if it cannot write.
 void write_loss_svg(const std::string& path, const std::vector<std::pair<int64_t, double>>& points,
                     const std::string& title, const PlotOptions& options = {});
 

@@ -44,4 +44,9 @@ void ProgressBar::finish(const std::string& extra) {
                format_duration(el).c_str(), extra.c_str(), tty_ ? "\033[K" : "");
 }
 
+void ProgressBar::note(const std::string& line) {
+  std::fprintf(stderr, "%s%s\n", tty_ ? "\r\033[K" : "", line.c_str());
+  std::fflush(stderr);
+}
+
 }  // namespace sd

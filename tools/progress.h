@@ -13,6 +13,9 @@ class ProgressBar {
   // `done` items finished; `items_per_unit` converts to a rate (images per step); `extra` is shown.
   void update(int64_t done, const std::string& extra = "", double items_per_unit = 0);
   void finish(const std::string& extra = "");
+  // A line of its own ("samples: wrote runs/demo/samples/step_000500.png"); on a terminal the bar
+  // is cleared first and redrawn by the next update.
+  void note(const std::string& line);
 
  private:
   std::string label_;

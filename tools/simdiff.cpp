@@ -1,8 +1,10 @@
 // simdiff: one binary, one subcommand per task. A subcommand is wired in by one row of kCommands;
 // it parses its own options (tools/cli.h) and returns the exit status. Errors surface here:
-// usage mistakes exit 2, failures while running exit 1, both as "simdiff: error: <message>".
+// usage mistakes exit 2, failures while running exit 1, both as "simdiff: error: <message>";
+// "internal:" marks an exception that is a bug of ours, not a problem with the input.
 #include <algorithm>
 #include <iostream>
+#include <new>
 #include <string>
 
 #include "tools/cli.h"
@@ -52,15 +54,23 @@ int main(int argc, char** argv) {
   }
   for (auto& c : kCommands) {
     if (name != c.name) continue;
+    int status;
     try {
-      return c.run(argc - 1, argv + 1);
+      status = c.run(argc - 1, argv + 1);
     } catch (const sd::cli::UsageError& e) {
       return fail_with(e.what(), 2);
     } catch (const sd::Error& e) {
       return fail_with(e.what(), 1);
+    } catch (const std::bad_alloc&) {
+      return fail_with("out of memory", 1);
     } catch (const std::exception& e) {
-      return fail_with((std::string("internal: ") + e.what()).c_str(), 1);
+      return fail_with(sd::detail::capped(std::string("internal: ") + e.what()).c_str(), 1);
     }
+    // What a command printed (info's report, a --list) must have arrived: stdout may be a full
+    // disk or a closed pipe.
+    if (!(std::cout << std::flush))
+      return fail_with("cannot write to standard output", 1);
+    return status;
   }
   std::string names;
   for (auto& c : kCommands) names += (names.empty() ? "" : ", ") + std::string(c.name);

@@ -140,6 +140,11 @@ void forward_cpu(OpCall& c) {
   }
 }
 
+// Derivation, per row i: O_i = sum_j P_ij V_j with P_i = softmax(S_i), S = s Q K^T. Then
+//   dV_j = sum_i P_ij dO_i,  dP_ij = dO_i . V_j,  and the softmax Jacobian
+//   dS_ij = P_ij (dP_ij - sum_k P_ik dP_ik) where sum_k P_ik dP_ik = dO_i . sum_k P_ik V_k
+//   = dO_i . O_i = D_i (one dot product per row, no N x N sum);  dQ = s dS K,  dK = s dS^T Q.
+//   P_ij = exp(S_ij - lse_i) is recomputed from the saved log-sum-exp, so P is never stored.
 // One task = one head (dK and dV sum over every query row). Per tile of kRows query rows the
 // transient P and dS tiles are kRows x N (nothing N x N exists), and every product is a GEMM:
 // S = s Q K^T, dP = dO V^T, dQ = s dS K, dV += P^T dO, dK += s dS^T Q.
@@ -207,7 +212,8 @@ void register_attention_ops(Registry& r) {
       .name = "attention",
       .doc = "softmax(s q k^T) v per (batch, head) for q, k, v [B, H, N, D]; also returns the "
              "row log-sum-exp of the scaled scores (saved for the backward, which recomputes the "
-             "scores tile by tile instead of storing them)",
+             "scores tile by tile instead of storing them). PyTorch: "
+             "F.scaled_dot_product_attention(q, k, v, scale=s), no mask, no dropout.",
       .inputs = {{"q", "queries [B, H, N, D]"}, {"k", "keys [B, H, N, D]"},
                  {"v", "values [B, H, N, D]"}},
       .attrs = {{"scale", "score scale s; 0 selects 1/sqrt(D)", 0.0}},

@@ -17,7 +17,9 @@ namespace {
 constexpr double kSplitFlops = 2e6;
 
 const bool kBlasSerial = [] {
+#ifdef SIMDIFF_OPENBLAS  // other CBLAS builds (netlib's reference BLAS) are serial already
   openblas_set_num_threads(1);
+#endif
   return true;
 }();
 

@@ -3,6 +3,9 @@
 // non-overlapping average pooling and nearest-neighbour upsampling.
 //   conv2d:  y_b = W col(x_b) + b       with col(x_b) [C*k*k, Ho*Wo] the im2col matrix, W [O, C*k*k]
 //            dW = sum_b g_b col(x_b)^T,  dx_b = col2im(W^T g_b),  db = sum over b, y, x of g
+//            3x3 stride-1 padding-1 convolutions (all of the model's 3x3s) run Winograd F(4x4, 3x3)
+//            instead (kernels/cpu/conv_winograd.cpp, 2-5x faster); im2col + GEMM stays their
+//            reference (SIMDIFF_CONV3X3=reference, tests/test_conv_fast.cpp) and runs the rest.
 //   space_to_depth: y[b, c*p*p + dy*p + dx, i, j] = x[b, c, i*p + dy, j*p + dx]; depth_to_space is
 //            its inverse, and each one's backward is the other.
 //   avg_pool2d:  y = mean of each k x k block      dx = g / k^2 spread over the block
@@ -13,6 +16,7 @@
 #include <vector>
 
 #include "kernels/cpu/common.h"
+#include "kernels/cpu/conv_winograd.h"
 
 namespace sd {
 namespace {
@@ -20,6 +24,10 @@ namespace {
 struct ConvDims {
   int64_t B, C, H, W, O, k, s, p, Ho, Wo;
   bool direct() const { return k == 1 && s == 1 && p == 0; }  // im2col would copy x unchanged
+  // The model's 3x3 convolutions take the Winograd path (kernels/cpu/conv_winograd.cpp); the
+  // im2col + GEMM code below is the reference it is tested against and runs everything else.
+  bool winograd() const { return k == 3 && s == 1 && p == 1 && !cpu::conv3x3_reference(); }
+  cpu::Conv3x3Dims dims3x3() const { return {B, C, H, W, O}; }
 };
 
 // Validates the inputs and attributes of conv2d and returns its sizes.
@@ -139,6 +147,7 @@ void conv_forward(OpCall& c) {
   const T *x = c.in[0].data<T>(), *w = c.in[1].data<T>();
   const T* bias = c.in[2].defined() ? c.in[2].data<T>() : nullptr;
   T* y = c.out[0].data<T>();
+  if (d.winograd()) return cpu::winograd_forward(x, w, bias, y, d.dims3x3());
   int64_t hw = d.Ho * d.Wo, ckk = d.C * d.k * d.k;
   int nt = image_threads(d.B);
 #pragma omp parallel num_threads(nt)
@@ -159,15 +168,13 @@ void conv_forward(OpCall& c) {
   }
 }
 
-// Backward, per image: dW += g_b col_b^T (into a per-thread partial, summed in thread order
-// afterwards so the result is deterministic), dx_b = col2im(W^T g_b), db += row sums of g_b.
+// Derivation: per image y_b = W col(x_b) (+ b), a matrix product, so dW = sum_b g_b col(x_b)^T
+// and d col(x_b) = W^T g_b; col() copies each input element to every (tap, position) that reads
+// it, so its adjoint col2im adds those copies back: dx_b = col2im(W^T g_b). db_o = sum of g_o.
+// Reference backward, per image: dW += g_b col_b^T (into a per-thread partial, summed in thread
+// order afterwards so the result is deterministic), dx_b = col2im(W^T g_b).
 template <class T>
-void conv_backward(GradCall& c) {
-  ConvDims d = conv_dims(c.in, c.attrs);
-  const T *x = c.in[0].data<T>(), *w = c.in[1].data<T>(), *g = c.grad_out[0].data<T>();
-  T* dx = c.grad_in[0].defined() ? c.grad_in[0].data<T>() : nullptr;
-  T* dw = c.grad_in[1].defined() ? c.grad_in[1].data<T>() : nullptr;
-  T* db = c.grad_in[2].defined() ? c.grad_in[2].data<T>() : nullptr;
+void conv_backward_im2col(const ConvDims& d, const T* x, const T* w, const T* g, T* dx, T* dw) {
   int64_t hw = d.Ho * d.Wo, ckk = d.C * d.k * d.k, nw = d.O * ckk;
   int nt = image_threads(d.B);
   std::vector<T> dw_part(dw && nt > 1 ? size_t(nt * nw) : 0);
@@ -208,12 +215,28 @@ void conv_backward(GradCall& c) {
       dw[i] = s;
     }
   }
+}
+
+// Backward: dx and dW by Winograd or the reference above, db = sums of g over batch and positions.
+template <class T>
+void conv_backward(GradCall& c) {
+  ConvDims d = conv_dims(c.in, c.attrs);
+  const T *x = c.in[0].data<T>(), *w = c.in[1].data<T>(), *g = c.grad_out[0].data<T>();
+  T* dx = c.grad_in[0].defined() ? c.grad_in[0].data<T>() : nullptr;
+  T* dw = c.grad_in[1].defined() ? c.grad_in[1].data<T>() : nullptr;
+  T* db = c.grad_in[2].defined() ? c.grad_in[2].data<T>() : nullptr;
+  if (d.winograd())
+    cpu::winograd_backward(x, w, g, dx, dw, d.dims3x3());
+  else if (dx || dw)
+    conv_backward_im2col(d, x, w, g, dx, dw);
   if (db) {
-#pragma omp parallel for
+    int64_t hw = d.Ho * d.Wo;
+#pragma omp parallel for if (d.B * d.O * hw >= (1 << 18))
     for (int64_t o = 0; o < d.O; ++o) {
       T s = 0;
       for (int64_t b = 0; b < d.B; ++b) {
         const T* r = g + (b * d.O + o) * hw;
+#pragma omp simd reduction(+ : s)
         for (int64_t i = 0; i < hw; ++i) s += r[i];
       }
       db[o] = s;
@@ -260,32 +283,39 @@ void pixel_unshuffle(T* big, T* small, const Shape& bs, int64_t p, bool to_small
   }
 }
 
-// small[b, c, i, j] = scale * sum of big over the f x f block at (i*f, j*f).
+// small[b, c, i, j] = scale * sum of big over the f x f block at (i*f, j*f). Row by row, without
+// a division per element (the index arithmetic made these loops ~10x slower than memory).
 template <class T>
 void block_sum(const T* big, T* small, const Shape& bs, int64_t f, T scale) {
   int64_t planes = bs[0] * bs[1], H = bs[2], W = bs[3], h = H / f, w = W / f;
-#pragma omp parallel for
-  for (int64_t q = 0; q < planes; ++q) {
-    const T* bp = big + q * H * W;
-    T* sp = small + q * h * w;
-    std::fill(sp, sp + h * w, T(0));
-    for (int64_t y = 0; y < H; ++y)
-      for (int64_t x = 0; x < W; ++x) sp[(y / f) * w + x / f] += bp[y * W + x];
-    for (int64_t i = 0; i < h * w; ++i) sp[i] *= scale;
-  }
+#pragma omp parallel for if (planes * H * W >= (1 << 17))
+  for (int64_t q = 0; q < planes; ++q)
+    for (int64_t i = 0; i < h; ++i) {
+      T* srow = small + (q * h + i) * w;
+      std::fill(srow, srow + w, T(0));
+      for (int64_t r = 0; r < f; ++r) {
+        const T* brow = big + (q * H + i * f + r) * W;
+        for (int64_t j = 0; j < w; ++j)
+          for (int64_t k = 0; k < f; ++k) srow[j] += brow[j * f + k];
+      }
+      for (int64_t j = 0; j < w; ++j) srow[j] *= scale;
+    }
 }
 
-// big[b, c, y, x] = scale * small[b, c, y/f, x/f].
+// big[b, c, y, x] = scale * small[b, c, y/f, x/f]: the first of each f output rows is written
+// element by element, the other f - 1 are copies of it.
 template <class T>
 void block_spread(const T* small, T* big, const Shape& bs, int64_t f, T scale) {
   int64_t planes = bs[0] * bs[1], H = bs[2], W = bs[3], h = H / f, w = W / f;
-#pragma omp parallel for
-  for (int64_t q = 0; q < planes; ++q) {
-    const T* sp = small + q * h * w;
-    T* bp = big + q * H * W;
-    for (int64_t y = 0; y < H; ++y)
-      for (int64_t x = 0; x < W; ++x) bp[y * W + x] = scale * sp[(y / f) * w + x / f];
-  }
+#pragma omp parallel for if (planes * H * W >= (1 << 17))
+  for (int64_t q = 0; q < planes; ++q)
+    for (int64_t i = 0; i < h; ++i) {
+      const T* srow = small + (q * h + i) * w;
+      T* brow = big + (q * H + i * f) * W;
+      for (int64_t j = 0; j < w; ++j)
+        for (int64_t k = 0; k < f; ++k) brow[j * f + k] = scale * srow[j];
+      for (int64_t r = 1; r < f; ++r) std::copy(brow, brow + W, brow + r * W);
+    }
 }
 
 template <class F>
@@ -298,11 +328,13 @@ void for_float(const char* op, const Tensor& t, F&& f) {
 void register_conv_ops(Registry& r) {
   OpDef conv{.name = "conv2d",
              .doc = "2-D convolution, NCHW: x [B,C,H,W], w [O,C,k,k], b [O] optional -> "
-                    "[B, O, (H+2p-k)/s+1, (W+2p-k)/s+1], zero padding",
-             .inputs = {{"x"}, {"w", "kernel [O, C, k, k]"}, {"b", "bias [O]", true, true}},
+                    "[B, O, (H+2p-k)/s+1, (W+2p-k)/s+1], zero padding; square kernels, no "
+                    "dilation or groups. PyTorch: F.conv2d (cross-correlation, the same weight "
+                    "layout).",
+             .inputs = {{"x", "[B, C, H, W]"}, {"w", "kernel [O, C, k, k]"}, {"b", "bias [O]", true, true}},
              .attrs = {{"stride", "step s between output positions", 1},
                        {"padding", "zeros added on each side", 0}},
-             .outputs = {{"y"}}};
+             .outputs = {{"y", "[B, O, (H+2p-k)/s+1, (W+2p-k)/s+1]"}}};
   conv.infer = [](const std::vector<Tensor>& in, const Attrs& at) -> std::vector<OutMeta> {
     ConvDims d = conv_dims(in, at);
     return {{{d.B, d.O, d.Ho, d.Wo}, in[0].dtype()}};
@@ -322,10 +354,26 @@ void register_conv_ops(Registry& r) {
                 {"k1 s2 p1", {{{2, 3, 5, 4}}, {{3, 3, 1, 1}}, {.absent = true}}, sp(2, 1)},
                 {"k2 s2 patches", {{{3, 3, 6, 4}}, {{5, 3, 2, 2}}, {{5}}}, sp(2, 0)},
                 {"k5 s1 p2", {{{1, 2, 5, 6}}, {{3, 2, 5, 5}}, {{3}}}, sp(1, 2)}};
-  conv.bench_cases = {{"3x3 B32 C128 32x32", {{{32, 128, 32, 32}}, {{128, 128, 3, 3}}, {{128}}}, sp(1, 1)},
-                      {"3x3 B32 C64 64x64", {{{32, 64, 64, 64}}, {{64, 64, 3, 3}}, {{64}}}, sp(1, 1)},
-                      {"3x3 s2 B32 C128 32x32", {{{32, 128, 32, 32}}, {{256, 128, 3, 3}}, {{256}}}, sp(2, 1)},
-                      {"1x1 B32 C256 16x16", {{{32, 256, 16, 16}}, {{128, 256, 1, 1}}, {{128}}}, sp(1, 0)}};
+  // The model's convolutions (configs/demo.json at batch 32: embed, the 16x16 and 8x8 levels, the
+  // up path's concatenated inputs, the output, the 1x1 skips), larger U-ViT levels, and two shapes
+  // the model does not use (stride 2, 1x1 at C256).
+  auto cc = [&](std::string label, int64_t B, int64_t C, int64_t O, int64_t H, int s, int k = 3) {
+    return TestCase{label, {{{B, C, H, H}}, {{O, C, k, k}}, {{O}}}, sp(s, k / 2)};
+  };
+  conv.bench_cases = {cc("demo 3x3 B32 C12->32 16x16", 32, 12, 32, 16, 1),
+                      cc("demo 3x3 B32 C32 16x16", 32, 32, 32, 16, 1),
+                      cc("demo 3x3 B32 C32->64 8x8", 32, 32, 64, 8, 1),
+                      cc("demo 3x3 B32 C64 8x8", 32, 64, 64, 8, 1),
+                      cc("demo 3x3 B32 C128->64 8x8", 32, 128, 64, 8, 1),
+                      cc("demo 3x3 B32 C96->32 16x16", 32, 96, 32, 16, 1),
+                      cc("demo 3x3 B32 C32->12 16x16", 32, 32, 12, 16, 1),
+                      cc("demo 1x1 B32 C32->64 8x8", 32, 32, 64, 8, 1, 1),
+                      cc("demo 1x1 B32 C128->64 8x8", 32, 128, 64, 8, 1, 1),
+                      cc("demo 1x1 B32 C96->32 16x16", 32, 96, 32, 16, 1, 1),
+                      cc("3x3 B32 C128 32x32", 32, 128, 128, 32, 1),
+                      cc("3x3 B32 C64 64x64", 32, 64, 64, 64, 1),
+                      cc("3x3 s2 B32 C128 32x32", 32, 128, 256, 32, 2),
+                      cc("1x1 B32 C256 16x16", 32, 256, 128, 16, 1, 1)};
   conv.flops = [](const std::vector<Tensor>& in, const Attrs& at) {
     ConvDims d = conv_dims(in, at);
     return 2.0 * d.B * d.O * d.C * d.k * d.k * d.Ho * d.Wo;
@@ -338,8 +386,10 @@ void register_conv_ops(Registry& r) {
 
   OpDef s2d{.name = "space_to_depth",
             .doc = "[B,C,H,W] -> [B, C*p*p, H/p, W/p]; channel c*p*p + dy*p + dx holds pixel "
-                   "(i*p+dy, j*p+dx) of channel c (PyTorch pixel_unshuffle)",
-            .inputs = {{"x"}}, .attrs = {{"p", "block size"}}, .outputs = {{"y"}}};
+                   "(i*p+dy, j*p+dx) of channel c. PyTorch: F.pixel_unshuffle (the same "
+                   "channel order).",
+            .inputs = {{"x", "[B, C, H, W], H and W divisible by p"}},
+            .attrs = {{"p", "block size"}}, .outputs = {{"y", "[B, C*p*p, H/p, W/p]"}}};
   s2d.infer = [](const std::vector<Tensor>& in, const Attrs& at) -> std::vector<OutMeta> {
     const Tensor& x = in[0];
     int64_t p = int_attr("space_to_depth", at, "p");
@@ -368,9 +418,10 @@ void register_conv_ops(Registry& r) {
   r.add(std::move(s2d));
 
   OpDef d2s{.name = "depth_to_space",
-            .doc = "[B, C*p*p, H, W] -> [B, C, H*p, W*p], the inverse of space_to_depth "
-                   "(PyTorch pixel_shuffle)",
-            .inputs = {{"x"}}, .attrs = {{"p", "block size"}}, .outputs = {{"y"}}};
+            .doc = "[B, C*p*p, H, W] -> [B, C, H*p, W*p], the inverse of space_to_depth"
+                   ". PyTorch: F.pixel_shuffle.",
+            .inputs = {{"x", "[B, C*p*p, H, W]"}}, .attrs = {{"p", "block size"}},
+            .outputs = {{"y", "[B, C, H*p, W*p]"}}};
   d2s.infer = [](const std::vector<Tensor>& in, const Attrs& at) -> std::vector<OutMeta> {
     const Tensor& x = in[0];
     int64_t p = int_attr("depth_to_space", at, "p");
@@ -400,8 +451,10 @@ void register_conv_ops(Registry& r) {
   r.add(std::move(d2s));
 
   OpDef pool{.name = "avg_pool2d",
-             .doc = "mean over non-overlapping k x k blocks; H and W must be divisible by k",
-             .inputs = {{"x"}}, .attrs = {{"k", "block size"}}, .outputs = {{"y"}}};
+             .doc = "mean over non-overlapping k x k blocks; H and W must be divisible by k. "
+                    "PyTorch: F.avg_pool2d(x, k) (stride k).",
+             .inputs = {{"x", "[B, C, H, W]"}}, .attrs = {{"k", "block size"}},
+             .outputs = {{"y", "[B, C, H/k, W/k]"}}};
   pool.infer = [](const std::vector<Tensor>& in, const Attrs& at) -> std::vector<OutMeta> {
     const Tensor& x = in[0];
     int64_t k = int_attr("avg_pool2d", at, "k");
@@ -432,8 +485,10 @@ void register_conv_ops(Registry& r) {
   r.add(std::move(pool));
 
   OpDef up{.name = "upsample_nearest",
-           .doc = "nearest-neighbour upsampling: [B,C,H,W] -> [B, C, H*f, W*f]",
-           .inputs = {{"x"}}, .attrs = {{"factor", "scale factor f", 2}}, .outputs = {{"y"}}};
+           .doc = "nearest-neighbour upsampling: [B,C,H,W] -> [B, C, H*f, W*f]. PyTorch: "
+                  "F.interpolate(x, scale_factor=f, mode='nearest').",
+           .inputs = {{"x", "[B, C, H, W]"}}, .attrs = {{"factor", "scale factor f", 2}},
+           .outputs = {{"y", "[B, C, H*f, W*f]"}}};
   up.infer = [](const std::vector<Tensor>& in, const Attrs& at) -> std::vector<OutMeta> {
     const Tensor& x = in[0];
     int64_t f = int_attr("upsample_nearest", at, "factor");

@@ -34,6 +34,7 @@ Tensor on_host(const Tensor& t) { return t.is_cpu() ? t : t.to(Device::CPU); }
 template <class Ok>
 int64_t first_bad(const Tensor& t, Ok ok, double& bad_value) {
   Tensor h = on_host(t);
+  if (h.dtype() == DType::BF16) h = h.to(DType::F32);  // a cuda input: its kernel judges the dtype
   int64_t bad = -1;
   cpu::dispatch_float("check", h.dtype(), [&](auto tag) {
     using T = decltype(tag);
@@ -314,7 +315,8 @@ void register_diffusion_ops(Registry& r) {
   OpDef sched{.name = "logsnr_schedule",
               .doc = "logSNR(t) of the clipped cosine schedule, optionally shifted by "
                      "2 log(noise_d / image_d) or interpolated between two shifts; computed in "
-                     "double, rounded once",
+                     "double, rounded once. The op's defaults are the unshifted cosine; "
+                     "the model's configs set kind, noise_d and image_d.",
               .inputs = {{"t", "times in [0, 1], [B]", false}},
               .attrs = {{"kind", "\"cosine\", \"shifted\" or \"interpolated\"", "cosine"},
                         {"logsnr_min", "clipping: logSNR at t = 1 before the shift", -15.0},
@@ -341,7 +343,8 @@ void register_diffusion_ops(Registry& r) {
   r.add(std::move(sched));
 
   OpDef as{.name = "alpha_sigma",
-           .doc = "alpha = sqrt(sigmoid(logsnr)), sigma = sqrt(sigmoid(-logsnr)), elementwise",
+           .doc = "alpha = sqrt(sigmoid(logsnr)), sigma = sqrt(sigmoid(-logsnr)), elementwise "
+                  "(variance preserving: alpha^2 + sigma^2 = 1)",
            .inputs = {{"logsnr", "[B]", false}},
            .outputs = {{"alpha", "[B]", false}, {"sigma", "[B]", false}}};
   as.infer = [](const std::vector<Tensor>& in, const Attrs&) -> std::vector<OutMeta> {
@@ -371,7 +374,11 @@ void register_diffusion_ops(Registry& r) {
 
   OpDef step{.name = "sampler_step",
              .doc = "one reverse step t -> s (logsnr_s > logsnr_t) from the v prediction: "
-                    "ancestral ddpm or deterministic ddim; last returns x_hat",
+                    "ancestral ddpm or deterministic ddim; last returns x_hat. x_hat = "
+                    "alpha_t z - sigma_t v_hat; with clip_x, x_hat is clipped to [-1, 1] and "
+                    "eps_hat recomputed from it, (z - alpha_t x_hat) / sigma_t (diffusers' DDIM "
+                    "does so only with use_clipped_model_output=True). The op's clip_x default "
+                    "is off; sample.clip_x in a config is on by default.",
              .inputs = {{"z", "z_t [B, ...]", false},
                         {"v_hat", "the model's v prediction, shape of z", false},
                         {"logsnr_t", "[B]", false},

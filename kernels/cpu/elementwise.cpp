@@ -8,13 +8,16 @@
 
 #include "kernels/broadcast.h"
 #include "kernels/cpu/common.h"
+#include "kernels/cpu/vmath.h"
 
 namespace sd {
 namespace {
 
 // Below this many elements a loop runs on one thread: an OpenMP region costs more than the work,
-// and a training step has hundreds of small ones (bias-sized gradient accumulation).
-constexpr int64_t kParallelMin = 1 << 15;
+// and a training step has hundreds of small ones (gradient accumulation into each parameter).
+// With OMP_WAIT_POLICY=passive a region wakes the sleeping threads (tens of microseconds), about
+// what one core takes to add 2^17 floats.
+constexpr int64_t kParallelMin = 1 << 17;
 
 std::vector<OutMeta> infer_binary(const std::string& op, const std::vector<Tensor>& in) {
   expect_float(op, "a", in[0]);
@@ -34,6 +37,11 @@ void binary_forward(const Tensor& a, const Tensor& b, const Tensor& y, F f) {
   const T* pa = a.data<T>();
   const T* pb = b.data<T>();
   T* py = y.data<T>();
+  if (bc.same) {  // the common case (and gradient accumulation): one vectorised pass
+#pragma omp parallel for simd if (bc.numel >= kParallelMin)
+    for (int64_t i = 0; i < bc.numel; ++i) py[i] = f(pa[i], pb[i]);
+    return;
+  }
 #pragma omp parallel for if (bc.numel >= kParallelMin)
   for (int64_t i = 0; i < bc.numel; ++i) {
     int64_t ia = i, ib = i;
@@ -42,6 +50,38 @@ void binary_forward(const Tensor& a, const Tensor& b, const Tensor& y, F f) {
   }
 }
 
+// True when operand `for_a`'s elements, in order, are the last `n` of the output's: its shape is
+// the output's trailing dimensions (leading ones broadcast), so element i of the output maps to
+// element i % n of it.
+inline bool suffix_operand(const Broadcast& bc, bool for_a, int64_t n) {
+  const int64_t* st = for_a ? bc.a_stride : bc.b_stride;
+  int64_t expect = 1, covered = 1;
+  int d = bc.ndim - 1;
+  for (; d >= 0 && covered < n; --d) {
+    if (st[d] != expect) return false;
+    expect *= bc.out_shape[d];
+    covered *= bc.out_shape[d];
+  }
+  if (covered != n) return false;
+  for (; d >= 0; --d)
+    if (st[d] != 0) return false;
+  return true;
+}
+
+// True when the other operand (not `for_a`) is itself broadcast (not the output's full size).
+inline bool po_broadcast(const Broadcast& bc, bool for_a) {
+  const int64_t* st = for_a ? bc.b_stride : bc.a_stride;
+  int64_t expect = 1;
+  for (int d = bc.ndim - 1; d >= 0; --d) {
+    if (bc.out_shape[d] != 1 && st[d] != expect) return true;
+    expect *= bc.out_shape[d];
+  }
+  return false;
+}
+
+// Broadcasting repeats an operand's element over the output elements that read it, so its
+// gradient is the sum over those elements (the adjoint of a copy is a sum): for add g itself,
+// for mul g times the other operand.
 // grad of one operand: ga[ia] = sum over output elements mapped to ia of g[i] * other[ib].
 // `mul_other` false gives the add case. When the operand has the output shape, every ga element
 // gets exactly one term and the loop runs in parallel; otherwise it accumulates serially.
@@ -52,6 +92,30 @@ void binary_grad(const Broadcast& bc, bool for_a, const Tensor& g, const Tensor*
   const T* po = other ? other->data<T>() : nullptr;
   T* out = ga.data<T>();
   bool full = ga.numel() == bc.numel;
+  if (full && !po) {  // add, operand of the output's size: its gradient is g
+    std::copy(pg, pg + bc.numel, out);
+    return;
+  }
+  if (full && bc.same) {  // mul without broadcasting: one product per element
+#pragma omp parallel for simd if (bc.numel >= kParallelMin)
+    for (int64_t i = 0; i < bc.numel; ++i) out[i] = pg[i] * po[i];
+    return;
+  }
+  // The operand repeated over leading dimensions (a position table added to every image of a
+  // batch) and the other operand, if any, full size: sums over the repeats, one pass, in order.
+  if (!full && (!po || !po_broadcast(bc, for_a)) && suffix_operand(bc, for_a, ga.numel())) {
+    int64_t inner = ga.numel(), outer = bc.numel / inner;
+    std::fill(out, out + inner, T(0));
+    for (int64_t o = 0; o < outer; ++o) {
+      const T* gr = pg + o * inner;
+      const T* orow = po ? po + o * inner : nullptr;
+      if (orow)
+        for (int64_t j = 0; j < inner; ++j) out[j] += gr[j] * orow[j];
+      else
+        for (int64_t j = 0; j < inner; ++j) out[j] += gr[j];
+    }
+    return;
+  }
   if (!full) std::fill(out, out + ga.numel(), T(0));
 #pragma omp parallel for if (full && bc.numel >= kParallelMin)
   for (int64_t i = 0; i < bc.numel; ++i) {
@@ -80,7 +144,7 @@ void unary_forward(OpCall& c, F f) {
     const T* x = c.in[0].data<T>();
     T* y = c.out[0].data<T>();
     int64_t n = c.in[0].numel();
-#pragma omp parallel for if (n >= kParallelMin)
+#pragma omp parallel for simd if (n >= kParallelMin)
     for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
   });
 }
@@ -95,14 +159,15 @@ void unary_backward(GradCall& c, F dfdx) {
     const T* g = c.grad_out[0].data<T>();
     T* dx = c.grad_in[0].data<T>();
     int64_t n = c.in[0].numel();
-#pragma omp parallel for if (n >= kParallelMin)
+#pragma omp parallel for simd if (n >= kParallelMin)
     for (int64_t i = 0; i < n; ++i) dx[i] = g[i] * dfdx(x[i]);
   });
 }
 
-template <class T> T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
-template <class T> T gelu_cdf(T x) { return T(0.5) * (T(1) + std::erf(x * T(M_SQRT1_2))); }
-template <class T> T gelu_pdf(T x) { return std::exp(T(-0.5) * x * x) * T(0.3989422804014327); }
+// exp and erf from kernels/cpu/vmath.h (vectorisable; libm in double).
+template <class T> T sigmoid(T x) { return cpu::vsigmoid(x); }
+template <class T> T gelu_cdf(T x) { return T(0.5) * (T(1) + cpu::verf(x * T(M_SQRT1_2))); }
+template <class T> T gelu_pdf(T x) { return cpu::vexp(T(-0.5) * x * x) * T(0.3989422804014327); }
 
 std::vector<TestCase> binary_tests() {
   return {{"same", {{{2, 3, 4}}, {{2, 3, 4}}}},
@@ -114,8 +179,12 @@ std::vector<TestCase> binary_tests() {
 }  // namespace
 
 void register_elementwise_ops(Registry& r) {
-  OpDef add{.name = "add", .doc = "a + b with NumPy broadcasting",
-            .inputs = {{"a"}, {"b"}}, .outputs = {{"y"}}};
+  OpDef add{.name = "add",
+            .doc = "a + b with NumPy broadcasting (the output has the broadcast shape; the "
+                   "gradient of a broadcast operand is summed over the repeated axes). "
+                   "PyTorch: a + b.",
+            .inputs = {{"a", "any shape"}, {"b", "a shape that broadcasts with a's"}},
+            .outputs = {{"y", "the broadcast shape"}}};
   add.infer = [](auto& in, auto&) { return infer_binary("add", in); };
   add.cpu.forward = [](OpCall& c) {
     cpu::dispatch_float("add", c.in[0].dtype(), [&](auto t) {
@@ -127,8 +196,9 @@ void register_elementwise_ops(Registry& r) {
   add.tests = binary_tests();
   r.add(std::move(add));
 
-  OpDef mul{.name = "mul", .doc = "a * b with NumPy broadcasting",
-            .inputs = {{"a"}, {"b"}}, .outputs = {{"y"}}};
+  OpDef mul{.name = "mul", .doc = "a * b with NumPy broadcasting. PyTorch: a * b.",
+            .inputs = {{"a", "any shape"}, {"b", "a shape that broadcasts with a's"}},
+            .outputs = {{"y", "the broadcast shape"}}};
   mul.infer = [](auto& in, auto&) { return infer_binary("mul", in); };
   mul.cpu.forward = [](OpCall& c) {
     cpu::dispatch_float("mul", c.in[0].dtype(), [&](auto t) {
@@ -140,8 +210,9 @@ void register_elementwise_ops(Registry& r) {
   mul.tests = binary_tests();
   r.add(std::move(mul));
 
-  OpDef scale{.name = "scale", .doc = "s * x for a constant s",
-              .inputs = {{"x"}}, .attrs = {{"s", "the constant factor"}}, .outputs = {{"y"}}};
+  OpDef scale{.name = "scale", .doc = "s * x for a constant s. PyTorch: s * x.",
+              .inputs = {{"x", "any shape"}}, .attrs = {{"s", "the constant factor"}},
+              .outputs = {{"y", "x's shape"}}};
   scale.infer = [](auto& in, const Attrs& a) {
     expect_attr("scale", "s", a["s"].is_number(), "a number", a["s"]);
     return infer_unary("scale", in);
@@ -157,7 +228,8 @@ void register_elementwise_ops(Registry& r) {
   scale.tests = {{"s=-1.7", {{{3, 5}}}, {{"s", -1.7}}}};
   r.add(std::move(scale));
 
-  OpDef silu{.name = "silu", .doc = "x * sigmoid(x)", .inputs = {{"x"}}, .outputs = {{"y"}}};
+  OpDef silu{.name = "silu", .doc = "x * sigmoid(x). PyTorch: F.silu.",
+             .inputs = {{"x", "any shape"}}, .outputs = {{"y", "x's shape"}}};
   silu.infer = [](auto& in, auto&) { return infer_unary("silu", in); };
   silu.cpu.forward = [](OpCall& c) { unary_forward(c, [](auto x) { return x * sigmoid(x); }); };
   silu.cpu.backward = [](GradCall& c) {
@@ -169,8 +241,10 @@ void register_elementwise_ops(Registry& r) {
   silu.tests = {{"", {{{4, 7}, false, -4, 4}}}};
   r.add(std::move(silu));
 
-  OpDef gelu{.name = "gelu", .doc = "x * Phi(x), exact erf form (PyTorch's default)",
-             .inputs = {{"x"}}, .outputs = {{"y"}}};
+  OpDef gelu{.name = "gelu",
+             .doc = "x * Phi(x), Phi the standard normal CDF (exact erf form, not the tanh "
+                    "approximation). PyTorch: F.gelu (approximate='none', its default).",
+             .inputs = {{"x", "any shape"}}, .outputs = {{"y", "x's shape"}}};
   gelu.infer = [](auto& in, auto&) { return infer_unary("gelu", in); };
   gelu.cpu.forward = [](OpCall& c) { unary_forward(c, [](auto x) { return x * gelu_cdf(x); }); };
   gelu.cpu.backward = [](GradCall& c) {

@@ -3,9 +3,11 @@
 //   sinusoidal_embedding(x [B], dim):     y[b, i] = cos(x_b f_i), y[b, h + i] = sin(x_b f_i),
 //       h = dim / 2, f_i = exp(-ln(max_period) i / h);  dx_b = sum_i f_i (cos(x_b f_i) g[b, h+i]
 //       - sin(x_b f_i) g[b, i])
-//   dropout(x, p, seed, offset):          keep_i = philox_uniform(seed, offset, i) >= p,
+//   dropout(x, p, seed, offset, first):   keep_i = philox_uniform(seed, offset, first + i) >= p,
 //       y = keep ? x / (1 - p) : 0,  dx = keep ? g / (1 - p) : 0. The mask is regenerated from
-//       (seed, offset) in the backward, never stored; CPU and CUDA draw the same stream.
+//       (seed, offset) in the backward, never stored; CPU and CUDA draw the same stream. `first`
+//       places x in a larger tensor's stream: a data-parallel rank holding rows [r0, ...) of the
+//       global batch passes r0 * (numel / rows) and draws the masks of exactly those rows.
 // Sinusoidal frequencies and angles are computed in double on both backends, so timesteps in the
 // hundreds give the same f32 result on CPU and CUDA.
 #include <cmath>
@@ -29,18 +31,22 @@ void check_indices(const Tensor& idx, int64_t V) {
 }
 
 template <class T>
-void dropout_apply(const T* x, T* y, int64_t n, double p, uint64_t seed, uint64_t offset) {
+void dropout_apply(const T* x, T* y, int64_t n, double p, uint64_t seed, uint64_t offset,
+                   uint64_t first) {
   if (p == 0) {  // every u in (0, 1) is kept and scaled by 1: skip the generator
     if (y != x) std::memcpy(y, x, size_t(n) * sizeof(T));
     return;
   }
   const T s = T(1.0 / (1.0 - p));
-  int64_t blocks = (n + 3) / 4;
+  // Block j covers stream words 4 (first / 4 + j) ..+3, elements i = 4j + lane - skew.
+  const int64_t skew = int64_t(first % 4);
+  int64_t blocks = (n + skew + 3) / 4;
 #pragma omp parallel for
   for (int64_t j = 0; j < blocks; ++j) {
-    PhiloxBlock blk = philox_block(seed, offset, uint64_t(j));  // words 4j..4j+3: one per element
+    PhiloxBlock blk = philox_block(seed, offset, first / 4 + uint64_t(j));
     for (int lane = 0; lane < 4; ++lane) {
-      int64_t i = 4 * j + lane;
+      int64_t i = 4 * j + lane - skew;
+      if (i < 0) continue;
       if (i >= n) break;
       bool keep = double(philox_u01(blk.v[lane])) >= p;
       y[i] = keep ? x[i] * s : T(0);
@@ -51,7 +57,9 @@ void dropout_apply(const T* x, T* y, int64_t n, double p, uint64_t seed, uint64_
 }  // namespace
 
 void register_embed_ops(Registry& r) {
-  OpDef emb{.name = "embedding", .doc = "rows of a table: y[b] = table[idx[b]]",
+  OpDef emb{.name = "embedding",
+            .doc = "rows of a table: y[b] = table[idx[b]]; an index outside [0, V) is an error. "
+                   "PyTorch: F.embedding(idx, table).",
             .inputs = {{"table", "[V, D]"}, {"idx", "i32 [B], values in [0, V)", false}},
             .outputs = {{"y", "[B, D]"}}};
   emb.infer = [](const std::vector<Tensor>& in, const Attrs&) {
@@ -95,7 +103,9 @@ void register_embed_ops(Registry& r) {
   r.add(std::move(emb));
 
   OpDef sine{.name = "sinusoidal_embedding",
-            .doc = "[cos(x f_i), sin(x f_i)], f_i = max_period^(-i / (dim/2)), for x [B] -> [B, dim]",
+            .doc = "[cos(x f_i), sin(x f_i)], f_i = max_period^(-i / (dim/2)), i < dim/2, for "
+                   "x [B] -> [B, dim]: cosines first. PyTorch has no op; the same as guided "
+                   "diffusion's timestep_embedding (the model feeds it logSNR, not t).",
             .inputs = {{"x", "[B]"}},
             .attrs = {{"dim", "output width (even)"},
                       {"max_period", "the slowest period", 10000.0}},
@@ -128,6 +138,9 @@ void register_embed_ops(Registry& r) {
         }
     });
   };
+  // d/dx cos(x f) = -f sin(x f) and d/dx sin(x f) = f cos(x f): each output pair adds
+  // f_i (cos(x f_i) g[h + i] - sin(x f_i) g[i]) to dx (the model's logsnr input needs none, but
+  // the op is differentiable like any other).
   sine.cpu.backward = [](GradCall& c) {
     if (!c.grad_in[0].defined()) return;
     int64_t h = c.attrs["dim"].get<int64_t>() / 2, B = c.in[0].numel();
@@ -156,12 +169,15 @@ void register_embed_ops(Registry& r) {
   r.add(std::move(sine));
 
   OpDef drop{.name = "dropout",
-             .doc = "zeroes each element with probability p (Philox mask), scales the rest by 1/(1-p)",
-             .inputs = {{"x"}},
+             .doc = "zeroes each element with probability p (Philox mask), scales the rest by "
+                    "1/(1-p); the backward regenerates the mask from (seed, offset, first). "
+                    "PyTorch: F.dropout(x, p), with torch's own random mask.",
+             .inputs = {{"x", "any shape"}},
              .attrs = {{"p", "drop probability in [0, 1)"},
                        {"seed", "Philox key (integer >= 0)"},
-                       {"offset", "Philox stream offset (integer >= 0)"}},
-             .outputs = {{"y"}}};
+                       {"offset", "Philox stream offset (integer >= 0)"},
+                       {"first", "stream position of x's first element (integer >= 0)", 0}},
+             .outputs = {{"y", "x's shape"}}};
   drop.infer = [](const std::vector<Tensor>& in, const Attrs& a) {
     expect_float("dropout", "x", in[0]);
     const auto& p = a["p"];
@@ -169,13 +185,15 @@ void register_embed_ops(Registry& r) {
                 "a number in [0, 1)", p);
     expect_u64_attr("dropout", a, "seed");
     expect_u64_attr("dropout", a, "offset");
+    expect_u64_attr("dropout", a, "first");
     return std::vector<OutMeta>{{in[0].shape(), in[0].dtype()}};
   };
   auto run = [](const Tensor& src, const Tensor& dst, const Attrs& a) {
     cpu::dispatch_float("dropout", src.dtype(), [&](auto t) {
       using T = decltype(t);
       dropout_apply<T>(src.data<T>(), dst.data<T>(), src.numel(), a["p"].get<double>(),
-                       a["seed"].get<uint64_t>(), a["offset"].get<uint64_t>());
+                       a["seed"].get<uint64_t>(), a["offset"].get<uint64_t>(),
+                       a["first"].get<uint64_t>());
     });
   };
   drop.cpu.forward = [run](OpCall& c) { run(c.in[0], c.out[0], c.attrs); };
@@ -185,7 +203,9 @@ void register_embed_ops(Registry& r) {
   drop.tests = {{"p=0", {{{3, 7, 5}}}, {{"p", 0.0}, {"seed", 5}, {"offset", 0}}},
                 {"p=0.3", {{{3, 7, 5}}}, {{"p", 0.3}, {"seed", 11}, {"offset", 3}}},
                 {"p=0.5 odd tail, 64-bit seed", {{{1, 1023}}},
-                 {{"p", 0.5}, {"seed", 0x123456789abcULL}, {"offset", 1ULL << 33}}}};
+                 {{"p", 0.5}, {"seed", 0x123456789abcULL}, {"offset", 1ULL << 33}}},
+                {"p=0.4 from position 6 (a shard)", {{{2, 3, 5}}},
+                 {{"p", 0.4}, {"seed", 9}, {"offset", 2}, {"first", 6}}}};
   drop.bench_cases = {{"[32,256,1024] p=0.1", {{{32, 256, 1024}}},
                        {{"p", 0.1}, {"seed", 1}, {"offset", 0}}}};
   r.add(std::move(drop));

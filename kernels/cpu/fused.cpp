@@ -21,6 +21,7 @@
 
 #include "kernels/cpu/common.h"
 #include "kernels/cpu/norm.h"
+#include "kernels/cpu/vmath.h"
 
 namespace sd {
 namespace {
@@ -28,15 +29,15 @@ namespace {
 // Below this many elements bias_gelu runs on one thread (as the elementwise family).
 constexpr int64_t kParallelMin = 1 << 15;
 
-template <class T> T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
-template <class T> T act(T u, bool silu) { return silu ? u * sigmoid(u) : u; }
+// exp and erf from kernels/cpu/vmath.h, so the per-element loops vectorise.
+template <class T> T act(T u, bool silu) { return silu ? u * cpu::vsigmoid(u) : u; }
 template <class T> T act_grad(T u, bool silu) {
   if (!silu) return T(1);
-  T s = sigmoid(u);
+  T s = cpu::vsigmoid(u);
   return s * (T(1) + u * (T(1) - s));
 }
-template <class T> T gelu_cdf(T x) { return T(0.5) * (T(1) + std::erf(x * T(M_SQRT1_2))); }
-template <class T> T gelu_pdf(T x) { return std::exp(T(-0.5) * x * x) * T(0.3989422804014327); }
+template <class T> T gelu_cdf(T x) { return T(0.5) * (T(1) + cpu::verf(x * T(M_SQRT1_2))); }
+template <class T> T gelu_pdf(T x) { return cpu::vexp(T(-0.5) * x * x) * T(0.3989422804014327); }
 
 // silu a JSON boolean; scale and shift [B, C] of x's dtype.
 void expect_mod(const std::string& op, const std::vector<Tensor>& in, const Attrs& a, int64_t B,
@@ -99,6 +100,11 @@ void group_norm_mod_forward(OpCall& c, cpu::GroupDims d, double eps, bool silu) 
   }
 }
 
+// Derivation: y = act(u), u = n (1 + scale) + shift, n = xh gamma + beta. The chain rule through
+// act gives gu = g act'(u); through u: dshift = sum gu, dscale = sum gu n = gamma P + beta Q
+// (P = sum gu xh, Q = sum gu over the channel's positions), dn = gu (1 + scale); through n:
+// dgamma = sum_b (1 + scale) P, dbeta = sum_b (1 + scale) Q, dxh = dn gamma; and dxh goes
+// through the norm's backward (norm.cpp) unchanged.
 // Per (b, group): pass 1 recomputes u, forms gu, and takes the per-channel sums P, Q (which also
 // give the group sums of the dx formula); dx holds gu meanwhile, so pass 2 reads it back instead
 // of re-evaluating the activation.
@@ -120,6 +126,7 @@ void group_norm_mod_backward(GradCall& c, cpu::GroupDims d, bool silu) {
     for (int64_t ci = 0; ci < Cg; ++ci) {
       T a = rs * gamma[ch0 + ci], bt = beta[ch0 + ci], k = T(1) + sc[bc0 + ci], t = sh[bc0 + ci];
       double p = 0, q = 0;
+#pragma omp simd reduction(+ : p, q)
       for (int64_t s = ci * d.S; s < (ci + 1) * d.S; ++s) {
         T gu = gs[s] * act_grad(((xs[s] - m) * a + bt) * k + t, silu);
         p += double(gu) * double((xs[s] - m) * rs);
@@ -183,6 +190,7 @@ void layer_norm_mod_backward(GradCall& c, int64_t B, int64_t N, int64_t C, bool 
       T* dxr = dx ? dx + r * C : nullptr;
       T m = mean[r], rs = rstd[r];
       double s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2)
       for (int64_t j = 0; j < C; ++j) {
         T xh = (xr[j] - m) * rs, k = T(1) + scb[j];
         T gu = gr[j] * act_grad((xh * gamma[j] + beta[j]) * k + shb[j], silu);
@@ -263,7 +271,9 @@ void register_fused_ops(Registry& r) {
   OpDef gn{.name = "group_norm_mod",
            .doc =
                "act((group_norm(x) * gamma + beta) * (1 + scale) + shift) on x [B, C, *spatial], "
-               "act = SiLU or identity",
+               "act = SiLU or identity: group_norm, scale_shift and silu in one pass. PyTorch: "
+               "F.silu(F.group_norm(x, groups, gamma, beta, eps) * (1 + scale[:, :, None, None]) "
+               "+ shift[:, :, None, None]).",
            .inputs = {{"x", "[B, C, *spatial]"}},
            .attrs = {{"groups", "number of channel groups (divides C)"},
                      {"eps", "added to the variance", 1e-5},
@@ -320,7 +330,9 @@ void register_fused_ops(Registry& r) {
   OpDef ln{.name = "layer_norm_mod",
            .doc =
                "act((layer_norm(x) * gamma + beta) * (1 + scale) + shift) on tokens x [B, N, C], "
-               "act = SiLU or identity",
+               "act = SiLU or identity: layer_norm and scale_shift (nlc) in one pass. PyTorch: "
+               "F.layer_norm(x, (C,), gamma, beta, eps) * (1 + scale[:, None]) + shift[:, None], "
+               "eps 1e-6 as layer_norm's.",
            .inputs = {{"x", "[B, N, C]"}},
            .attrs = {{"eps", "added to the variance", 1e-6},
                      {"silu", "apply SiLU to the result", false}},
@@ -377,7 +389,8 @@ void register_fused_ops(Registry& r) {
   r.add(std::move(ln));
 
   OpDef bg{.name = "bias_gelu",
-           .doc = "gelu(x + b) with b [C] on the last axis, exact erf GELU",
+           .doc = "gelu(x + b) with b [C] on the last axis, exact erf GELU: a linear layer's "
+                  "bias and activation in one pass. PyTorch: F.gelu(x + b).",
            .inputs = {{"x", "[..., C]"}, {"b", "[C] bias"}},
            .outputs = {{"y", "x's shape"}}};
   bg.infer = [](const std::vector<Tensor>& in, const Attrs&) {

@@ -70,6 +70,9 @@ void matmul_forward(const Tensor& a, const Tensor& b, const Tensor& y, bool ta, 
                   b.dim(-1), d.shared_b ? 0 : d.K * d.N, T(0), y.data<T>(), d.N, d.M * d.N);
 }
 
+// Derivation: C = A B means C_ik = sum_j A_ij B_jk, so dA_ij = sum_k G_ik B_jk = (G B^T)_ij and
+// dB_jk = sum_i A_ij G_ik = (A^T G)_jk. With op(A) = A^T the gradient of the stored A is the
+// transpose of d op(A): dA = (G op(B)^T)^T = op(B) G^T; likewise for B. Two GEMMs, no new kernel.
 template <class T>
 void matmul_backward(GradCall& c, bool ta, bool tb) {
   const Tensor &a = c.in[0], &b = c.in[1];
@@ -207,8 +210,10 @@ void register_linalg_ops(Registry& r) {
 
   OpDef mm{.name = "matmul",
            .doc = "op(a) op(b), op = transpose when trans_a / trans_b; a [..., M, K], b [..., K, N] "
-                  "with the same leading dimensions, or b 2-D and shared across a's batch",
-           .inputs = {{"a"}, {"b"}},
+                  "with the same leading dimensions, or b 2-D and shared across a's batch. "
+                  "PyTorch: torch.matmul with .mT where asked; no other broadcasting.",
+           .inputs = {{"a", "[..., M, K] ([..., K, M] with trans_a)"},
+                      {"b", "[..., K, N] ([..., N, K] with trans_b), or 2-D"}},
            .attrs = {{"trans_a", "use a^T ([..., K, M] stored)", false},
                      {"trans_b", "use b^T ([..., N, K] stored)", false}},
            .outputs = {{"y", "[..., M, N]"}}};
@@ -235,8 +240,9 @@ void register_linalg_ops(Registry& r) {
   r.add(std::move(mm));
 
   OpDef lin{.name = "linear",
-            .doc = "x W^T + b over the last axis: x [..., in], w [out, in], b [out] optional",
-            .inputs = {{"x"}, {"w", "weight [out, in]"}, {"b", "bias [out]", true, true}},
+            .doc = "x W^T + b over the last axis: x [..., in], w [out, in], b [out] optional. "
+                   "PyTorch: F.linear (the same weight layout).",
+            .inputs = {{"x", "[..., in]"}, {"w", "weight [out, in]"}, {"b", "bias [out]", true, true}},
             .outputs = {{"y", "[..., out]"}}};
   lin.infer = infer_linear;
   lin.cpu.forward = [](OpCall& c) {

@@ -58,6 +58,12 @@ void layer_norm_forward(OpCall& c, int64_t rows, int64_t C, double eps) {
   }
 }
 
+// Derivation (one row of n = C elements; group_norm is the same over its group's n elements):
+//   xh_j = (x_j - m) rs,  rs = (var + eps)^-1/2,  dm/dx_i = 1/n,  d var/dx_i = 2 (x_i - m)/n,
+//   so d xh_j / d x_i = rs (delta_ij - 1/n - xh_i xh_j / n). With dxh_j = g_j gamma_j:
+//   dx_i = sum_j dxh_j d xh_j/d x_i = rs (dxh_i - mean_j dxh_j - xh_i mean_j(dxh_j xh_j)).
+//   y_j = xh_j gamma_j + beta_j gives dgamma = sum over rows of g xh, dbeta = sum of g.
+// The saved mean and rstd give xh without a second pass over the statistics.
 // dx per row (independent); dgamma/dbeta accumulate into one double buffer per thread, summed at
 // the end, so no two threads write the same element.
 template <class T>
@@ -74,19 +80,28 @@ void layer_norm_backward(GradCall& c, int64_t rows, int64_t C) {
     for (int64_t r = 0; r < rows; ++r) {
       const T *xr = x + r * C, *gr = g + r * C;
       T m = mean[r], rs = rstd[r];
-      if (acc)
-        for (int64_t j = 0; j < C; ++j) {
-          acc[j] += double(gr[j]) * double((xr[j] - m) * rs);
-          acc[C + j] += gr[j];
-        }
-      if (!dx) continue;
+      // One pass for the affine sums and the row sums of the dx formula, one for dx: the row
+      // is read from memory once (the second pass finds it in L1).
       double s1 = 0, s2 = 0;
+      if (acc) {
+        double *ag = acc, *ab = acc + C;
 #pragma omp simd reduction(+ : s1, s2)
-      for (int64_t j = 0; j < C; ++j) {
-        T dxh = gr[j] * gamma[j];
-        s1 += dxh;
-        s2 += dxh * ((xr[j] - m) * rs);
+        for (int64_t j = 0; j < C; ++j) {
+          T xh = (xr[j] - m) * rs, dxh = gr[j] * gamma[j];
+          ag[j] += double(gr[j]) * double(xh);
+          ab[j] += gr[j];
+          s1 += dxh;
+          s2 += dxh * xh;
+        }
+      } else {
+#pragma omp simd reduction(+ : s1, s2)
+        for (int64_t j = 0; j < C; ++j) {
+          T dxh = gr[j] * gamma[j];
+          s1 += dxh;
+          s2 += dxh * ((xr[j] - m) * rs);
+        }
       }
+      if (!dx) continue;
       T k1 = T(s1 / double(C)), k2 = T(s2 / double(C));
       T* dxr = dx + r * C;
       for (int64_t j = 0; j < C; ++j) dxr[j] = rs * (gr[j] * gamma[j] - k1 - (xr[j] - m) * rs * k2);
@@ -279,7 +294,9 @@ bool zero_if_no_grad(GradCall& c) {
 void register_norm_ops(Registry& r) {
   OpDef ln{
       .name = "layer_norm",
-      .doc = "normalise over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta",
+      .doc = "normalise over the last axis: (x - mean) / sqrt(var + eps) * gamma + beta, "
+             "biased variance; also returns the per-row mean and rstd. PyTorch: "
+             "F.layer_norm(x, (C,), gamma, beta, eps), whose eps default is 1e-5, not 1e-6.",
       .inputs = {{"x", "[..., C]"}, {"gamma", "[C] scale"}, {"beta", "[C] shift"}},
       .attrs = {{"eps", "added to the variance", 1e-6}},
       .outputs = {{"y", "x's shape"},
@@ -322,7 +339,9 @@ void register_norm_ops(Registry& r) {
   OpDef gn{.name = "group_norm",
            .doc =
                "normalise x [B, C, *spatial] over each group of C/groups channels and all "
-               "positions, then per-channel gamma, beta",
+               "positions, then per-channel gamma, beta; also returns the per-group mean and "
+               "rstd. PyTorch: F.group_norm(x, groups, gamma, beta, eps) (the same eps "
+               "default).",
            .inputs = {{"x", "[B, C, *spatial]"}, {"gamma", "[C] scale"}, {"beta", "[C] shift"}},
            .attrs = {{"groups", "number of channel groups (divides C)"},
                      {"eps", "added to the variance", 1e-5}},
@@ -368,7 +387,8 @@ void register_norm_ops(Registry& r) {
       .name = "scale_shift",
       .doc =
           "x * (1 + scale) + shift with scale, shift [B, C]; channels on axis 1 (nchw) or "
-          "last (nlc)",
+          "last (nlc). PyTorch has no op: x * (1 + scale[:, :, None, None]) + shift[:, :, None, "
+          "None] (DiT's adaLN modulate).",
       .inputs = {{"x", "[B, C, *spatial] (nchw) or [B, N, C] (nlc)"},
                  {"scale", "[B, C]"},
                  {"shift", "[B, C]"}},

@@ -127,7 +127,9 @@ std::vector<TestCase> adamw_tests() {
 void register_optim_ops(Registry& r) {
   OpDef adamw{.name = "adamw",
               .doc = "one AdamW step (torch.optim.AdamW math) over a flat parameter arena; the "
-                     "outputs may alias param, m, v (in-place update)",
+                     "outputs may alias param, m, v (in-place update). PyTorch: "
+                     "torch.optim.AdamW, whose weight_decay default is 0.01, not 0; grad_scale "
+                     "has no equivalent there (clip_grad_norm_ scales the gradients instead).",
               .inputs = {{"param", "parameters (flat arena)", false},
                          {"grad", "gradients, shape of param", false},
                          {"m", "first moment, shape of param", false},
@@ -155,7 +157,7 @@ void register_optim_ops(Registry& r) {
 
   OpDef ema{.name = "ema",
             .doc = "exponential moving average of parameters: decay * ema + (1 - decay) * param; "
-                   "the output may alias ema (in place)",
+                   "the output may alias ema (in place). PyTorch: ema.lerp_(param, 1 - decay).",
             .inputs = {{"ema", "averaged parameters (flat arena)", false},
                        {"param", "current parameters, shape of ema", false}},
             .attrs = {{"decay", "weight of the old average, in [0, 1]"}},
@@ -176,7 +178,8 @@ void register_optim_ops(Registry& r) {
   r.add(std::move(ema));
 
   OpDef norm{.name = "grad_norm",
-             .doc = "global L2 norm sqrt(sum g^2) of a flat gradient arena, as a scalar []",
+             .doc = "global L2 norm sqrt(sum g^2) of a flat gradient arena, as a scalar [], "
+                    "accumulated in double. PyTorch: the value clip_grad_norm_ returns.",
              .inputs = {{"g", "gradients (flat arena, any shape)", false}},
              .outputs = {{"norm", "scalar []", false}}};
   norm.infer = [](const std::vector<Tensor>& in, const Attrs&) -> std::vector<OutMeta> {

@@ -62,7 +62,8 @@ void total_backward(GradCall& c, bool mean) {
 }
 
 OpDef total_def(const std::string& name, const std::string& doc, bool mean) {
-  OpDef d{.name = name, .doc = doc, .inputs = {{"x"}}, .outputs = {{"y", "shape [] (one element)"}}};
+  OpDef d{.name = name, .doc = doc, .inputs = {{"x", "any shape, non-empty"}},
+          .outputs = {{"y", "shape [] (one element)"}}};
   d.infer = [name](const std::vector<Tensor>& in, const Attrs&) {
     expect_float(name, "x", in[0]);
     SD_CHECK(in[0].numel() > 0, name, ": 'x' must have at least one element, got ", in[0].desc());
@@ -70,8 +71,9 @@ OpDef total_def(const std::string& name, const std::string& doc, bool mean) {
   };
   d.cpu.forward = [mean](OpCall& c) { total_forward(c, mean); };
   d.cpu.backward = [mean](GradCall& c) { total_backward(c, mean); };
+  // [5000]: more than one block's share (4096) of the CUDA kernel, so its partials are added
   d.tests = {{"[3,5,7]", {{{3, 5, 7}}}}, {"[13]", {{{13}}}}, {"scalar", {{Shape{}}}},
-             {"[2,3,1,9]", {{{2, 3, 1, 9}}}}};
+             {"[2,3,1,9]", {{{2, 3, 1, 9}}}}, {"[5000]", {{{5000}}}}};
   d.bench_cases = {{"64M floats", {{{64 * 1024 * 1024}}}}};
   return d;
 }
@@ -79,11 +81,16 @@ OpDef total_def(const std::string& name, const std::string& doc, bool mean) {
 }  // namespace
 
 void register_reduce_ops(Registry& r) {
-  r.add(total_def("sum", "sum of all elements -> shape []", false));
-  r.add(total_def("mean", "mean of all elements -> shape []", true));
+  r.add(total_def("sum", "sum of all elements -> shape [], accumulated in double. PyTorch: x.sum().",
+                  false));
+  r.add(total_def("mean", "mean of all elements -> shape [], accumulated in double. PyTorch: "
+                          "x.mean().", true));
 
   OpDef mse{.name = "mse",
-            .doc = "per-sample mean squared error: [B, ...] x [B, ...] -> [B], mean over dims 1..",
+            .doc = "per-sample mean squared error: [B, ...] x [B, ...] -> [B], mean over dims 1.. "
+                   "(the diffusion loss weights each sample before averaging). PyTorch: "
+                   "F.mse_loss(a, b, reduction='none').flatten(1).mean(1); F.mse_loss's default "
+                   "reduction returns one scalar instead.",
             .inputs = {{"a", "[B, ...]"}, {"b", "same shape as a"}},
             .outputs = {{"y", "[B]"}}};
   mse.infer = [](const std::vector<Tensor>& in, const Attrs&) {
@@ -112,6 +119,8 @@ void register_reduce_ops(Registry& r) {
       }
     });
   };
+  // y_b = (1/n) sum_j (a_bj - b_bj)^2, so dy_b/da_bj = 2 (a_bj - b_bj) / n and db = -da: the
+  // per-sample output gradient g_b scales its sample's differences.
   mse.cpu.backward = [](GradCall& c) {
     cpu::dispatch_float("mse", c.in[0].dtype(), [&](auto t) {
       using T = decltype(t);

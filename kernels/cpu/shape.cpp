@@ -97,10 +97,12 @@ void permute_cpu(const PermutePlan& p, const T* x, T* y) {
 }  // namespace
 
 void register_shape_ops(Registry& r) {
-  OpDef concat{.name = "concat", .doc = "joins a and b along an axis; all other dims must match",
-               .inputs = {{"a"}, {"b"}},
+  OpDef concat{.name = "concat",
+               .doc = "joins a and b along an axis; all other dims must match. PyTorch: "
+                      "torch.cat((a, b), dim=axis), whose default dim is 0, not 1.",
+               .inputs = {{"a", "[..., n_a, ...]"}, {"b", "[..., n_b, ...], a's shape elsewhere"}},
                .attrs = {{"axis", "the axis to join along (negative counts from the end)", 1}},
-               .outputs = {{"y"}}};
+               .outputs = {{"y", "[..., n_a + n_b, ...]"}}};
   concat.infer = [](const std::vector<Tensor>& in, const Attrs& attrs) {
     const Tensor &a = in[0], &b = in[1];
     expect_float("concat", "a", a);
@@ -142,8 +144,11 @@ void register_shape_ops(Registry& r) {
                          {{"axis", 1}}}};
   r.add(std::move(concat));
 
-  OpDef split{.name = "split", .doc = "splits x along an axis into its first `first` slices and the rest",
-              .inputs = {{"x"}},
+  OpDef split{.name = "split",
+              .doc = "splits x along an axis into its first `first` slices and the rest. "
+                     "PyTorch: torch.split(x, [first, n - first], dim=axis), whose default dim "
+                     "is 0, not 1; always two parts.",
+              .inputs = {{"x", "[..., n, ...] with 0 <= first <= n on the axis"}},
               .attrs = {{"first", "size of the first part along the axis"},
                         {"axis", "the axis to split (negative counts from the end)", 1}},
               .outputs = {{"a", "x[..., :first, ...]"}, {"b", "x[..., first:, ...]"}}};
@@ -188,10 +193,12 @@ void register_shape_ops(Registry& r) {
   split.bench_cases = {{"[32,512,16,16] halves", {{{32, 512, 16, 16}}}, {{"first", 256}, {"axis", 1}}}};
   r.add(std::move(split));
 
-  OpDef permute{.name = "permute", .doc = "N-D transpose (up to 6 dims): y.shape[i] = x.shape[perm[i]]",
-                .inputs = {{"x"}},
+  OpDef permute{.name = "permute",
+                .doc = "N-D transpose (up to 6 dims): y.shape[i] = x.shape[perm[i]], copied "
+                       "contiguous. PyTorch: x.permute(perm).contiguous().",
+                .inputs = {{"x", "up to 6 dimensions"}},
                 .attrs = {{"perm", "a permutation of 0..ndim-1"}},
-                .outputs = {{"y"}}};
+                .outputs = {{"y", "x's shape permuted"}}};
   permute.infer = [](const std::vector<Tensor>& in, const Attrs& attrs) {
     const Tensor& x = in[0];
     expect_float("permute", "x", x);

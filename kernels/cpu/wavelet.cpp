@@ -1,9 +1,16 @@
 // One level of the orthonormal 2-D Haar wavelet transform and its inverse.
 //   haar_dwt:  x [B, C, H, W] -> [B, 4C, H/2, W/2], output channel band * C + c with bands
-//              LL, LH, HL, HH. For the 2x2 block a = x[2i, 2j], b = x[2i, 2j+1],
-//              c = x[2i+1, 2j], d = x[2i+1, 2j+1]:
+//              LL, LH, HL, HH. The first letter is the filter along H (rows, axis 2), the second
+//              along W (columns, axis 3); L is the sum, H the difference first minus second
+//              sample. For the 2x2 block a = x[2i, 2j], b = x[2i, 2j+1] (next along W),
+//              c = x[2i+1, 2j] (next along H), d = x[2i+1, 2j+1]:
 //                LL = (a + b + c + d)/2   LH = (a - b + c - d)/2
 //                HL = (a + b - c - d)/2   HH = (a - b - c + d)/2
+//              so LH > 0 where the left column is the brighter, HL > 0 where the top row is.
+//              pywt.dwt2(x, 'haar') over axes (H, W) returns (cA, (cH, cV, cD)) =
+//              (LL, (HL, LH, HH)) with these signs: its "horizontal detail" cH is our HL (a
+//              difference along H), its "vertical detail" cV our LH (tests/test_hardening.cpp
+//              checks a block against values pywt 1.8 gives).
 //   haar_idwt: the inverse [B, 4C, h, w] -> [B, C, 2h, 2w]. The 4x4 block matrix M above is
 //              symmetric and orthogonal (M = M^T = M^-1), so the inverse applies the same
 //              formulas to (LL, LH, HL, HH) to give (a, b, c, d), and each transform's backward
@@ -83,7 +90,11 @@ void register_wavelet_ops(Registry& r) {
   OpDef dwt_def{.name = "haar_dwt",
                 .doc =
                     "one level of the orthonormal 2-D Haar transform: [B, C, H, W] -> "
-                    "[B, 4C, H/2, W/2], channels LL (all C), then LH, HL, HH",
+                    "[B, 4C, H/2, W/2], band-major channels: band * C + c for the bands LL, "
+                    "LH, HL, HH; the first letter is the filter along H (axis 2), the second "
+                    "along W (axis 3), L = (p + q)/sqrt2, H = (p - q)/sqrt2 of the pair's first "
+                    "and second pixel. PyTorch has none; pywt.dwt2(x, 'haar', axes=(2, 3)) "
+                    "returns (cA, (cH, cV, cD)) = (LL, (HL, LH, HH)).",
                 .inputs = {{"x", "[B, C, H, W], H and W even"}},
                 .outputs = {{"y", "[B, 4C, H/2, W/2]"}}};
   dwt_def.infer = [](const std::vector<Tensor>& in, const Attrs&) {
@@ -105,8 +116,9 @@ void register_wavelet_ops(Registry& r) {
 
   OpDef idwt_def{.name = "haar_idwt",
                  .doc =
-                     "inverse of haar_dwt: [B, 4C, h, w] (bands LL, LH, HL, HH on channels) -> "
-                     "[B, C, 2h, 2w]",
+                     "inverse of haar_dwt: [B, 4C, h, w] (bands LL, LH, HL, HH on channels, "
+                     "band-major) -> [B, C, 2h, 2w]; exact, since the transform is orthonormal. "
+                     "pywt: idwt2((LL, (HL, LH, HH)), 'haar', axes=(2, 3)).",
                  .inputs = {{"x", "[B, 4C, h, w]"}},
                  .outputs = {{"y", "[B, C, 2h, 2w]"}}};
   idwt_def.infer = [](const std::vector<Tensor>& in, const Attrs&) {

@@ -25,7 +25,7 @@
 
 #include <cmath>
 
-#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace sd {
 namespace {
@@ -299,7 +299,7 @@ attn_fwd_bf16(const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16
   using FragKt = wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::col_major>;
   using FragV = wmma::fragment<wmma::matrix_b, 16, 16, 16, bf16, wmma::row_major>;
   using FragC = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
-  extern __shared__ __align__(128) unsigned char smem[];
+  SD_DYNAMIC_SHARED(unsigned char, smem);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   bf16* qs = reinterpret_cast<bf16*>(smem + L::q_off);
   bf16* ks = reinterpret_cast<bf16*>(smem + L::k_off);
@@ -440,10 +440,8 @@ Dims dims_of(const Tensor& q) {
 template <int DP>
 void fwd_f32(const Dims& d, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
              const Tensor& lse, float s) {
-  attn_fwd_f32<DP><<<d.grid, kRowsF * (DP / kDpt), 0, cuda::stream()>>>(
-      q.data<float>(), k.data<float>(), v.data<float>(), o.data<float>(), lse.data<float>(), d.N,
-      d.D, s);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(attn_fwd_f32<DP>, d.grid, kRowsF * (DP / kDpt), 0, cuda::stream(), q.data<float>(),
+            k.data<float>(), v.data<float>(), o.data<float>(), lse.data<float>(), d.N, d.D, s);
 }
 
 template <int DP>
@@ -457,10 +455,8 @@ void fwd_bf16(const Dims& d, const Tensor& q, const Tensor& k, const Tensor& v, 
   }();
   (void)configured;
   auto p = [](const Tensor& t) { return static_cast<const bf16*>(t.raw()); };
-  attn_fwd_bf16<DP><<<d.grid, kWarpsH * 32, bytes, cuda::stream()>>>(
-      p(q), p(k), p(v), static_cast<bf16*>(o.raw()), lse.data<float>(), d.N, d.D,
-      s * 1.44269504088896341f);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(attn_fwd_bf16<DP>, d.grid, kWarpsH * 32, bytes, cuda::stream(), p(q), p(k), p(v),
+            static_cast<bf16*>(o.raw()), lse.data<float>(), d.N, d.D, s * 1.44269504088896341f);
 }
 
 void forward_cuda(OpCall& c) {
@@ -492,14 +488,12 @@ void bwd_f32_kernels(const Dims& d, const float* q, const float* k, const float*
                      float* dv, float s) {
   constexpr int threads = kRowsF * (DP / kDpt);  // = kKeysB * (DP / kDpt), the launch bounds
   if (dk || dv) {
-    attn_bwd_dkdv_f32<DP><<<d.grid, threads, 0, cuda::stream()>>>(q, k, v, g, lse, dvec, dk, dv,
-                                                                  d.N, d.D, s);
-    CUDA_CHECK_LAUNCH();
+    SD_LAUNCH(attn_bwd_dkdv_f32<DP>, d.grid, threads, 0, cuda::stream(), q, k, v, g, lse, dvec, dk,
+              dv, d.N, d.D, s);
   }
   if (dq) {
-    attn_bwd_dq_f32<DP><<<d.grid, threads, 0, cuda::stream()>>>(q, k, v, g, lse, dvec, dq, d.N,
-                                                                d.D, s);
-    CUDA_CHECK_LAUNCH();
+    SD_LAUNCH(attn_bwd_dq_f32<DP>, d.grid, threads, 0, cuda::stream(), q, k, v, g, lse, dvec, dq,
+              d.N, d.D, s);
   }
 }
 
@@ -509,9 +503,8 @@ void backward_f32(const Tensor& q, const Tensor& k, const Tensor& v, const Tenso
   Dims d = dims_of(q);
   Tensor dvec = Tensor::empty({d.BH * d.N}, DType::F32, Device::CUDA);
   int64_t rows = d.BH * d.N;
-  attn_bwd_rowdot<<<cuda::grid_for(rows * 32, 256), 256, 0, cuda::stream()>>>(
-      o.data<float>(), g.data<float>(), dvec.data<float>(), rows, d.D);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(attn_bwd_rowdot, cuda::grid_for(rows * 32, 256), 256, 0, cuda::stream(),
+            o.data<float>(), g.data<float>(), dvec.data<float>(), rows, d.D);
   const float *pq = q.data<float>(), *pk = k.data<float>(), *pv = v.data<float>();
   const float *pg = g.data<float>(), *pl = lse.data<float>(), *pd = dvec.data<float>();
   if (d.DP == 32) bwd_f32_kernels<32>(d, pq, pk, pv, pg, pl, pd, dq, dk, dv, s);

@@ -1,5 +1,5 @@
-// Shared pieces of the CUDA backend: error checking for every runtime call and launch, the one
-// stream all kernels run on, the cuBLAS handle, and small launch helpers.
+// Shared pieces of the CUDA backend: error checking for every runtime call, the one stream all
+// kernels run on, the cuBLAS handle, and grid sizing (launches go through kernels/cuda/launch.cuh).
 #pragma once
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "kernels/registry.h"
+#include "runtime/cuda_limits.h"
 
 namespace sd::cuda {
 
@@ -23,9 +24,17 @@ void gemm(int64_t batch, bool ta, bool tb, int64_t M, int64_t N, int64_t K, cons
           int64_t lda, int64_t sa, const float* B, int64_t ldb, int64_t sb, float beta, float* C,
           int64_t ldc, int64_t sc);
 
+// A grid dimension of `want` blocks for a grid-stride or split kernel: at least 1, at most the
+// kernel's `cap` and, when a test sets one, cuda_limits().max_grid.
+inline unsigned capped_grid(int64_t want, int64_t cap) {
+  int64_t test_cap = cuda_limits().max_grid;
+  if (test_cap > 0 && test_cap < cap) cap = test_cap;
+  return unsigned(want < 1 ? 1 : (want > cap ? cap : want));
+}
+
+// Blocks of `block` threads for a grid-stride loop over n items, one item per thread.
 inline unsigned grid_for(int64_t n, int block) {
-  int64_t g = (n + block - 1) / block;
-  return unsigned(g < 1 ? 1 : (g > 1048576 ? 1048576 : g));  // kernels use grid-stride loops
+  return capped_grid((n + block - 1) / block, 1048576);
 }
 
 }  // namespace sd::cuda
@@ -35,10 +44,6 @@ inline unsigned grid_for(int64_t n, int block) {
     cudaError_t e_ = (call);                                                    \
     if (e_ != cudaSuccess) ::sd::cuda::throw_cuda(e_, #call, __FILE__, __LINE__); \
   } while (0)
-
-// After every <<<...>>>: catches bad launch configurations at once (execution errors surface at
-// the next synchronising call, which is checked too).
-#define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())
 
 #define CUBLAS_CHECK(call)                                                          \
   do {                                                                              \

@@ -1,6 +1,6 @@
 // CUDA backend of the image family (math in kernels/cpu/conv.cpp).
 // conv2d is im2col + cuBLAS (TF32, f32 accumulation): a chunk of images is unfolded into a
-// [n, C*k*k, Ho*Wo] buffer (capped at kColBytes, so large batches go in several chunks) and one
+// [n, C*k*k, Ho*Wo] buffer (capped at col_bytes(), so large batches go in several chunks) and one
 // strided-batched GEMM multiplies the shared W into all of them. dx gathers its sum from dcol
 // (col2im without atomics, deterministic); dW accumulates one GEMM per image into the same output
 // (beta = 1). 1x1 stride-1 unpadded kernels skip the unfold: col is x itself.
@@ -8,12 +8,16 @@
 // element and reads what it needs, so every element is written exactly once.
 #include <algorithm>
 
-#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace sd {
 namespace {
 
-constexpr int64_t kColBytes = int64_t(256) << 20;
+// The column buffer's cap: 256 MiB, or less when a test shrinks scratch buffers.
+int64_t col_bytes() {
+  int64_t cap = int64_t(256) << 20, test_cap = cuda_limits().scratch_bytes;
+  return test_cap > 0 && test_cap < cap ? test_cap : cap;
+}
 
 void check_f32(const char* op, const Tensor& t) {
   SD_CHECK(t.dtype() == DType::F32, op, ": the cuda backend computes this op in f32, got ",
@@ -27,9 +31,9 @@ struct ConvDims {
   __host__ __device__ int64_t hw() const { return Ho * Wo; }
   __host__ __device__ int64_t ckk() const { return C * k * k; }
   bool direct() const { return k == 1 && s == 1 && p == 0; }
-  // images per chunk so that one [n, Ckk, HoWo] buffer stays under kColBytes
+  // images per chunk so that one [n, Ckk, HoWo] buffer stays under col_bytes()
   int64_t chunk() const {
-    return std::clamp<int64_t>(kColBytes / (ckk() * hw() * int64_t(sizeof(float))), 1, B);
+    return std::clamp<int64_t>(col_bytes() / (ckk() * hw() * int64_t(sizeof(float))), 1, B);
   }
 };
 
@@ -104,8 +108,7 @@ __global__ void bias_grad_nchw(const float* g, int64_t B, int64_t O, int64_t hw,
 
 void im2col(const float* x, const ConvDims& d, int64_t n, float* col) {
   int64_t total = n * d.ckk() * d.hw();
-  im2col_kernel<<<cuda::grid_for(total, 256), 256, 0, cuda::stream()>>>(x, d, n, col);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(im2col_kernel, cuda::grid_for(total, 256), 256, 0, cuda::stream(), x, d, n, col);
 }
 
 void conv_forward(OpCall& c) {
@@ -128,9 +131,8 @@ void conv_forward(OpCall& c) {
   }
   if (bias.defined()) {
     int64_t total = d.B * d.O * hw;
-    add_bias_nchw<<<cuda::grid_for(total, 256), 256, 0, cuda::stream()>>>(y, bias.data<float>(),
-                                                                          total, d.O, hw);
-    CUDA_CHECK_LAUNCH();
+    SD_LAUNCH(add_bias_nchw, cuda::grid_for(total, 256), 256, 0, cuda::stream(), y,
+              bias.data<float>(), total, d.O, hw);
   }
 }
 
@@ -166,16 +168,14 @@ void conv_backward(GradCall& c) {
            d.direct() ? chw : ckk * hw);
       if (!d.direct()) {
         int64_t total = n * chw;
-        col2im_kernel<<<cuda::grid_for(total, 256), 256, 0, cuda::stream()>>>(dcol.data<float>(),
-                                                                              d, n, dxb);
-        CUDA_CHECK_LAUNCH();
+        SD_LAUNCH(col2im_kernel, cuda::grid_for(total, 256), 256, 0, cuda::stream(),
+                  dcol.data<float>(), d, n, dxb);
       }
     }
   }
   if (c.grad_in[2].defined()) {
-    bias_grad_nchw<<<unsigned(d.O), 256, 0, cuda::stream()>>>(g, d.B, d.O, hw,
-                                                              c.grad_in[2].data<float>());
-    CUDA_CHECK_LAUNCH();
+    SD_LAUNCH(bias_grad_nchw, unsigned(d.O), 256, 0, cuda::stream(), g, d.B, d.O, hw,
+              c.grad_in[2].data<float>());
   }
 }
 
@@ -230,23 +230,20 @@ __global__ void block_spread_kernel(const float* small, float* big, int64_t n, i
 void pixel_unshuffle(const Tensor& src, const Tensor& dst, const Shape& bs, int64_t p,
                      bool to_small) {
   int64_t n = dst.numel();
-  pixel_unshuffle_kernel<<<cuda::grid_for(n, 256), 256, 0, cuda::stream()>>>(
-      src.data<float>(), dst.data<float>(), n, bs[2], bs[3], p, to_small);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(pixel_unshuffle_kernel, cuda::grid_for(n, 256), 256, 0, cuda::stream(),
+            src.data<float>(), dst.data<float>(), n, bs[2], bs[3], p, to_small);
 }
 
 void block_sum(const Tensor& big, const Tensor& small, int64_t f, float scale) {
   int64_t n = small.numel();
-  block_sum_kernel<<<cuda::grid_for(n, 256), 256, 0, cuda::stream()>>>(
-      big.data<float>(), small.data<float>(), n, big.dim(2), big.dim(3), f, scale);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(block_sum_kernel, cuda::grid_for(n, 256), 256, 0, cuda::stream(), big.data<float>(),
+            small.data<float>(), n, big.dim(2), big.dim(3), f, scale);
 }
 
 void block_spread(const Tensor& small, const Tensor& big, int64_t f, float scale) {
   int64_t n = big.numel();
-  block_spread_kernel<<<cuda::grid_for(n, 256), 256, 0, cuda::stream()>>>(
-      small.data<float>(), big.data<float>(), n, big.dim(2), big.dim(3), f, scale);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(block_spread_kernel, cuda::grid_for(n, 256), 256, 0, cuda::stream(),
+            small.data<float>(), big.data<float>(), n, big.dim(2), big.dim(3), f, scale);
 }
 
 }  // namespace

@@ -7,7 +7,7 @@
 // written once. Outputs may alias inputs (each element reads before it writes), so no __restrict__.
 #include <cmath>
 
-#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace sd {
 namespace {
@@ -58,9 +58,7 @@ __global__ void alpha_sigma_kernel(const float* l, float* a, float* s, int64_t n
 // ---- per-sample 2-D launch: grid.y walks samples, grid.x strides over a sample's elements ----
 dim3 sample_grid(int64_t B, int64_t inner) {
   int64_t gx = (inner + 4 * kBlock - 1) / (4 * kBlock);  // ~4 elements per thread
-  gx = gx < 1 ? 1 : (gx > 1024 ? 1024 : gx);
-  int64_t gy = B < 1 ? 1 : (B > 65535 ? 65535 : B);
-  return dim3(unsigned(gx), unsigned(gy));
+  return dim3(cuda::capped_grid(gx, 1024), cuda::capped_grid(B, 65535));
 }
 
 #define SAMPLE_LOOP(b, B) for (int64_t b = blockIdx.y; b < (B); b += gridDim.y)
@@ -113,10 +111,9 @@ __global__ void sampler_kernel(const float* z, const float* vh, const float* lt_
 
 template <int Mode, bool Clip>
 void launch_sampler(OpCall& c, int64_t B, int64_t inner) {
-  sampler_kernel<Mode, Clip><<<sample_grid(B, inner), kBlock, 0, cuda::stream()>>>(
-      c.in[0].data<float>(), c.in[1].data<float>(), c.in[2].data<float>(), c.in[3].data<float>(),
-      c.in[4].data<float>(), c.out[0].data<float>(), B, inner);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH((sampler_kernel<Mode, Clip>), sample_grid(B, inner), kBlock, 0, cuda::stream(),
+            c.in[0].data<float>(), c.in[1].data<float>(), c.in[2].data<float>(),
+            c.in[3].data<float>(), c.in[4].data<float>(), c.out[0].data<float>(), B, inner);
 }
 
 template <int Mode>
@@ -143,27 +140,24 @@ void register_diffusion_cuda(Registry& r) {
     check_f32("logsnr_schedule", "t", c.in[0]);
     int64_t n = c.in[0].numel();
     if (n == 0) return;
-    schedule_kernel<<<cuda::grid_for(n, kBlock), kBlock, 0, cuda::stream()>>>(
-        c.in[0].data<float>(), c.out[0].data<float>(), n, parse_schedule(c.attrs));
-    CUDA_CHECK_LAUNCH();
+    SD_LAUNCH(schedule_kernel, cuda::grid_for(n, kBlock), kBlock, 0, cuda::stream(),
+              c.in[0].data<float>(), c.out[0].data<float>(), n, parse_schedule(c.attrs));
   };
   r.mutable_at("alpha_sigma").cuda.forward = [](OpCall& c) {
     check_f32("alpha_sigma", "logsnr", c.in[0]);
     int64_t n = c.in[0].numel();
     if (n == 0) return;
-    alpha_sigma_kernel<<<cuda::grid_for(n, kBlock), kBlock, 0, cuda::stream()>>>(
-        c.in[0].data<float>(), c.out[0].data<float>(), c.out[1].data<float>(), n);
-    CUDA_CHECK_LAUNCH();
+    SD_LAUNCH(alpha_sigma_kernel, cuda::grid_for(n, kBlock), kBlock, 0, cuda::stream(),
+              c.in[0].data<float>(), c.out[0].data<float>(), c.out[1].data<float>(), n);
   };
   r.mutable_at("noising").cuda.forward = [](OpCall& c) {
     const char* names[] = {"x", "eps", "logsnr"};
     for (int k = 0; k < 3; ++k) check_f32("noising", names[k], c.in[k]);
     int64_t B = c.in[0].dim(0), inner = B ? c.in[0].numel() / B : 0;
     if (B == 0 || inner == 0) return;
-    noising_kernel<<<sample_grid(B, inner), kBlock, 0, cuda::stream()>>>(
-        c.in[0].data<float>(), c.in[1].data<float>(), c.in[2].data<float>(),
-        c.out[0].data<float>(), c.out[1].data<float>(), B, inner);
-    CUDA_CHECK_LAUNCH();
+    SD_LAUNCH(noising_kernel, sample_grid(B, inner), kBlock, 0, cuda::stream(),
+              c.in[0].data<float>(), c.in[1].data<float>(), c.in[2].data<float>(),
+              c.out[0].data<float>(), c.out[1].data<float>(), B, inner);
   };
   r.mutable_at("sampler_step").cuda.forward = sampler_forward;
 }

@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "kernels/broadcast.h"
-#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace sd {
 namespace {
@@ -44,9 +44,8 @@ template <class F>
 void binary_forward(OpCall& c, const char* op, F f) {
   check_f32(op, c.in[0]);
   Broadcast bc = make_broadcast(op, c.in[0].shape(), c.in[1].shape());
-  binary_kernel<<<cuda::grid_for(bc.numel, 256), 256, 0, cuda::stream()>>>(
-      bc, c.in[0].data<float>(), c.in[1].data<float>(), c.out[0].data<float>(), f);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(binary_kernel<F>, cuda::grid_for(bc.numel, 256), 256, 0, cuda::stream(), bc,
+            c.in[0].data<float>(), c.in[1].data<float>(), c.out[0].data<float>(), f);
 }
 
 void binary_backward(GradCall& c, bool is_mul) {
@@ -57,9 +56,8 @@ void binary_backward(GradCall& c, bool is_mul) {
     bool full = ga.numel() == bc.numel;
     if (!full) ga.zero_();
     const float* other = is_mul ? c.in[1 - k].data<float>() : nullptr;
-    binary_grad_kernel<<<cuda::grid_for(bc.numel, 256), 256, 0, cuda::stream()>>>(
-        bc, k == 0, full, c.grad_out[0].data<float>(), other, ga.data<float>());
-    CUDA_CHECK_LAUNCH();
+    SD_LAUNCH(binary_grad_kernel, cuda::grid_for(bc.numel, 256), 256, 0, cuda::stream(), bc, k == 0,
+              full, c.grad_out[0].data<float>(), other, ga.data<float>());
   }
 }
 
@@ -96,24 +94,22 @@ Backend unary_backend(const char* op) {
   return {[op](OpCall& c) {
             check_f32(op, c.in[0]);
             int64_t n = c.in[0].numel();
-            unary_kernel<U><<<cuda::grid_for(n, 256), 256, 0, cuda::stream()>>>(
-                c.in[0].data<float>(), c.out[0].data<float>(), n);
-            CUDA_CHECK_LAUNCH();
+            SD_LAUNCH(unary_kernel<U>, cuda::grid_for(n, 256), 256, 0, cuda::stream(),
+                      c.in[0].data<float>(), c.out[0].data<float>(), n);
           },
           [](GradCall& c) {
             if (!c.grad_in[0].defined()) return;
             int64_t n = c.in[0].numel();
-            unary_grad_kernel<U><<<cuda::grid_for(n, 256), 256, 0, cuda::stream()>>>(
-                c.in[0].data<float>(), c.grad_out[0].data<float>(), c.grad_in[0].data<float>(), n);
-            CUDA_CHECK_LAUNCH();
+            SD_LAUNCH(unary_grad_kernel<U>, cuda::grid_for(n, 256), 256, 0, cuda::stream(),
+                      c.in[0].data<float>(), c.grad_out[0].data<float>(),
+                      c.grad_in[0].data<float>(), n);
           }};
 }
 
 void launch_scale(const Tensor& x, const Tensor& y, float s) {
   check_f32("scale", x);
-  scale_kernel<<<cuda::grid_for(x.numel(), 256), 256, 0, cuda::stream()>>>(
-      x.data<float>(), y.data<float>(), s, x.numel());
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(scale_kernel, cuda::grid_for(x.numel(), 256), 256, 0, cuda::stream(), x.data<float>(),
+            y.data<float>(), s, x.numel());
 }
 
 }  // namespace

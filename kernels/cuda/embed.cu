@@ -7,7 +7,7 @@
 //     the CPU. Backward: one warp per sample sums its dim/2 terms in double (shuffle reduction).
 //   dropout: one thread per Philox block of 4 words = 4 consecutive elements, so each block is
 //     computed once; the backward regenerates the same mask from (seed, offset).
-#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/launch.cuh"
 #include "runtime/philox.h"
 
 namespace sd {
@@ -61,14 +61,17 @@ __global__ void sinusoidal_grad_kernel(const float* x, const float* g, float* dx
   }
 }
 
+// Element i's mask is stream word first + i: thread j computes block first / 4 + j and handles
+// the lanes that fall inside x (partial first and last blocks when first % 4 != 0).
 __global__ void dropout_kernel(const float* x, float* y, int64_t n, double p, float s,
-                               uint64_t seed, uint64_t offset) {
-  CUDA_LOOP(j, (n + 3) / 4) {
-    PhiloxBlock blk = philox_block(seed, offset, uint64_t(j));
+                               uint64_t seed, uint64_t offset, uint64_t first) {
+  const int64_t skew = int64_t(first % 4);
+  CUDA_LOOP(j, (n + skew + 3) / 4) {
+    PhiloxBlock blk = philox_block(seed, offset, first / 4 + uint64_t(j));
 #pragma unroll
     for (int lane = 0; lane < 4; ++lane) {
-      int64_t i = 4 * j + lane;
-      if (i < n) y[i] = double(philox_u01(blk.v[lane])) >= p ? x[i] * s : 0.f;
+      int64_t i = 4 * j + lane - skew;
+      if (i >= 0 && i < n) y[i] = double(philox_u01(blk.v[lane])) >= p ? x[i] * s : 0.f;
     }
   }
 }
@@ -77,10 +80,10 @@ void launch_dropout(const Tensor& src, const Tensor& dst, const Attrs& a) {
   check_f32("dropout", src);
   double p = a["p"].get<double>();
   int64_t n = src.numel();
-  dropout_kernel<<<cuda::grid_for((n + 3) / 4, 256), 256, 0, cuda::stream()>>>(
-      src.data<float>(), dst.data<float>(), n, p, float(1.0 / (1.0 - p)),
-      a["seed"].get<uint64_t>(), a["offset"].get<uint64_t>());
-  CUDA_CHECK_LAUNCH();
+  uint64_t first = a["first"].get<uint64_t>();
+  SD_LAUNCH(dropout_kernel, cuda::grid_for((n + 3 + int64_t(first % 4)) / 4, 256), 256, 0,
+            cuda::stream(), src.data<float>(), dst.data<float>(), n, p, float(1.0 / (1.0 - p)),
+            a["seed"].get<uint64_t>(), a["offset"].get<uint64_t>(), first);
 }
 
 }  // namespace
@@ -90,18 +93,16 @@ void register_embed_cuda(Registry& r) {
       [](OpCall& c) {
         check_f32("embedding", c.in[0]);
         int64_t B = c.in[1].numel(), V = c.in[0].shape()[0], D = c.in[0].shape()[1];
-        embedding_kernel<<<cuda::grid_for(B * D, 256), 256, 0, cuda::stream()>>>(
-            c.in[0].data<float>(), c.in[1].data<int32_t>(), c.out[0].data<float>(), B, D, V);
-        CUDA_CHECK_LAUNCH();
+        SD_LAUNCH(embedding_kernel, cuda::grid_for(B * D, 256), 256, 0, cuda::stream(),
+                  c.in[0].data<float>(), c.in[1].data<int32_t>(), c.out[0].data<float>(), B, D, V);
       },
       [](GradCall& c) {
         if (!c.grad_in[0].defined()) return;
         int64_t B = c.in[1].numel(), V = c.in[0].shape()[0], D = c.in[0].shape()[1];
         c.grad_in[0].zero_();
-        embedding_grad_kernel<<<cuda::grid_for(B * D, 256), 256, 0, cuda::stream()>>>(
-            c.grad_out[0].data<float>(), c.in[1].data<int32_t>(), c.grad_in[0].data<float>(), B,
-            D, V);
-        CUDA_CHECK_LAUNCH();
+        SD_LAUNCH(embedding_grad_kernel, cuda::grid_for(B * D, 256), 256, 0, cuda::stream(),
+                  c.grad_out[0].data<float>(), c.in[1].data<int32_t>(), c.grad_in[0].data<float>(),
+                  B, D, V);
       }};
 
   r.mutable_at("sinusoidal_embedding").cuda = {
@@ -109,18 +110,16 @@ void register_embed_cuda(Registry& r) {
         check_f32("sinusoidal_embedding", c.in[0]);
         int64_t B = c.in[0].numel(), h = c.attrs["dim"].get<int64_t>() / 2;
         double lp = std::log(c.attrs["max_period"].get<double>());
-        sinusoidal_kernel<<<cuda::grid_for(B * h, 256), 256, 0, cuda::stream()>>>(
-            c.in[0].data<float>(), c.out[0].data<float>(), B, h, lp);
-        CUDA_CHECK_LAUNCH();
+        SD_LAUNCH(sinusoidal_kernel, cuda::grid_for(B * h, 256), 256, 0, cuda::stream(),
+                  c.in[0].data<float>(), c.out[0].data<float>(), B, h, lp);
       },
       [](GradCall& c) {
         if (!c.grad_in[0].defined()) return;
         int64_t B = c.in[0].numel(), h = c.attrs["dim"].get<int64_t>() / 2;
         double lp = std::log(c.attrs["max_period"].get<double>());
-        sinusoidal_grad_kernel<<<cuda::grid_for(B * 32, 256), 256, 0, cuda::stream()>>>(
-            c.in[0].data<float>(), c.grad_out[0].data<float>(), c.grad_in[0].data<float>(), B, h,
-            lp);
-        CUDA_CHECK_LAUNCH();
+        SD_LAUNCH(sinusoidal_grad_kernel, cuda::grid_for(B * 32, 256), 256, 0, cuda::stream(),
+                  c.in[0].data<float>(), c.grad_out[0].data<float>(), c.grad_in[0].data<float>(), B,
+                  h, lp);
       }};
 
   r.mutable_at("dropout").cuda = {

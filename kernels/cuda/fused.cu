@@ -65,7 +65,7 @@ __global__ void __launch_bounds__(kGnThreads)
                        const float* __restrict__ sh, float* __restrict__ y,
                        float* __restrict__ mean, float* __restrict__ rstd, int G, int Cg, int S,
                        float eps, bool cache) {
-  extern __shared__ float smem[];
+  SD_DYNAMIC_SHARED(float, smem);
   __shared__ float red[32];
   int64_t bg = blockIdx.x;
   int n = Cg * S, ch0 = int(bg % G) * Cg;
@@ -157,11 +157,10 @@ void group_norm_mod_forward(OpCall& c) {
   bool cache = n <= kGnCacheMax;
   size_t smem = cache ? size_t(n) * sizeof(float) : 0;
   auto kernel = bool(c.attrs["silu"]) ? group_norm_mod_fwd<true> : group_norm_mod_fwd<false>;
-  kernel<<<unsigned(d.B * d.G), kGnThreads, smem, cuda::stream()>>>(
-      x.data<float>(), c.in[1].data<float>(), c.in[2].data<float>(), c.in[3].data<float>(),
-      c.in[4].data<float>(), c.out[0].data<float>(), c.out[1].data<float>(),
-      c.out[2].data<float>(), d.G, d.Cg, d.S, float(double(c.attrs["eps"])), cache);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(kernel, unsigned(d.B * d.G), kGnThreads, smem, cuda::stream(), x.data<float>(),
+            c.in[1].data<float>(), c.in[2].data<float>(), c.in[3].data<float>(),
+            c.in[4].data<float>(), c.out[0].data<float>(), c.out[1].data<float>(),
+            c.out[2].data<float>(), d.G, d.Cg, d.S, float(double(c.attrs["eps"])), cache);
 }
 
 void group_norm_mod_backward(GradCall& c) {
@@ -171,12 +170,11 @@ void group_norm_mod_backward(GradCall& c) {
   Tensor part = Tensor::empty({2, d.B, C}, DType::F32, Device::CUDA);
   float *pa = part.data<float>(), *pb = pa + d.B * C;
   auto kernel = bool(c.attrs["silu"]) ? group_norm_mod_bwd<true> : group_norm_mod_bwd<false>;
-  kernel<<<unsigned(d.B * d.G), kGnThreads, 0, cuda::stream()>>>(
-      x.data<float>(), c.in[1].data<float>(), c.in[2].data<float>(), c.in[3].data<float>(),
-      c.in[4].data<float>(), c.out[1].data<float>(), c.out[2].data<float>(),
-      c.grad_out[0].data<float>(), ptr_or_null(c.grad_in[0]), ptr_or_null(c.grad_in[3]),
-      ptr_or_null(c.grad_in[4]), pa, pb, d.G, d.Cg, d.S);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(kernel, unsigned(d.B * d.G), kGnThreads, 0, cuda::stream(), x.data<float>(),
+            c.in[1].data<float>(), c.in[2].data<float>(), c.in[3].data<float>(),
+            c.in[4].data<float>(), c.out[1].data<float>(), c.out[2].data<float>(),
+            c.grad_out[0].data<float>(), ptr_or_null(c.grad_in[0]), ptr_or_null(c.grad_in[3]),
+            ptr_or_null(c.grad_in[4]), pa, pb, d.G, d.Cg, d.S);
   for (int k = 1; k <= 2; ++k)
     if (c.grad_in[k].defined())
       launch_column_sum(k == 1 ? pa : pb, d.B, C, 0, C, c.grad_in[k].data<float>());
@@ -192,7 +190,7 @@ __global__ void __launch_bounds__(kLnWarps * 32)
                        const float* __restrict__ sh, float* __restrict__ y,
                        float* __restrict__ mean, float* __restrict__ rstd, int64_t rows,
                        int64_t N, int C, float eps, bool cache) {
-  extern __shared__ float smem[];
+  SD_DYNAMIC_SHARED(float, smem);
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   float* row_cache = smem + size_t(warp) * C;
   float inv_c = 1.f / float(C);
@@ -230,7 +228,7 @@ __global__ void __launch_bounds__(kLnBwdWarps * 32)
                        const float* __restrict__ sh, const float* __restrict__ mean,
                        const float* __restrict__ rstd, const float* __restrict__ g,
                        float* __restrict__ dx, float* part, int64_t N, int C) {
-  extern __shared__ float smem[];
+  SD_DYNAMIC_SHARED(float, smem);
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   int64_t b = blockIdx.y;
   const bool want_acc = part != nullptr;
@@ -308,11 +306,10 @@ void layer_norm_mod_forward(OpCall& c) {
   bool cache = C <= kLnCacheMax;
   size_t smem = cache ? size_t(kLnWarps) * C * sizeof(float) : 0;
   auto kernel = bool(c.attrs["silu"]) ? layer_norm_mod_fwd<true> : layer_norm_mod_fwd<false>;
-  kernel<<<cuda::grid_for(rows, kLnWarps), kLnWarps * 32, smem, cuda::stream()>>>(
-      x.data<float>(), c.in[1].data<float>(), c.in[2].data<float>(), c.in[3].data<float>(),
-      c.in[4].data<float>(), c.out[0].data<float>(), c.out[1].data<float>(),
-      c.out[2].data<float>(), rows, x.dim(1), C, float(double(c.attrs["eps"])), cache);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(kernel, cuda::grid_for(rows, kLnWarps), kLnWarps * 32, smem, cuda::stream(),
+            x.data<float>(), c.in[1].data<float>(), c.in[2].data<float>(), c.in[3].data<float>(),
+            c.in[4].data<float>(), c.out[0].data<float>(), c.out[1].data<float>(),
+            c.out[2].data<float>(), rows, x.dim(1), C, float(double(c.attrs["eps"])), cache);
 }
 
 void layer_norm_mod_backward(GradCall& c) {
@@ -335,19 +332,17 @@ void layer_norm_mod_backward(GradCall& c) {
                                    : layer_norm_mod_bwd<true, false>)
                      : (shared_acc ? layer_norm_mod_bwd<false, true>
                                    : layer_norm_mod_bwd<false, false>);
-  kernel<<<dim3(unsigned(chunks), unsigned(B)), kLnBwdWarps * 32, smem, cuda::stream()>>>(
-      x.data<float>(), c.in[1].data<float>(), c.in[2].data<float>(), c.in[3].data<float>(),
-      c.in[4].data<float>(), c.out[1].data<float>(), c.out[2].data<float>(),
-      c.grad_out[0].data<float>(), ptr_or_null(c.grad_in[0]),
-      want_acc ? part.data<float>() : nullptr, N, C);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(kernel, dim3(unsigned(chunks), unsigned(B)), kLnBwdWarps * 32, smem, cuda::stream(),
+            x.data<float>(), c.in[1].data<float>(), c.in[2].data<float>(), c.in[3].data<float>(),
+            c.in[4].data<float>(), c.out[1].data<float>(), c.out[2].data<float>(),
+            c.grad_out[0].data<float>(), ptr_or_null(c.grad_in[0]),
+            want_acc ? part.data<float>() : nullptr, N, C);
   if (!want_acc) return;
   Tensor pq = Tensor::empty({2, B, int64_t(C)}, DType::F32, Device::CUDA);
   float *pk = pq.data<float>(), *qk = pk + B * C;
-  layer_norm_mod_finish<<<cuda::grid_for(B * C, 256), 256, 0, cuda::stream()>>>(
-      part.data<float>(), c.in[1].data<float>(), c.in[2].data<float>(), c.in[3].data<float>(),
-      ptr_or_null(c.grad_in[3]), ptr_or_null(c.grad_in[4]), pk, qk, B, chunks, C);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(layer_norm_mod_finish, cuda::grid_for(B * C, 256), 256, 0, cuda::stream(),
+            part.data<float>(), c.in[1].data<float>(), c.in[2].data<float>(), c.in[3].data<float>(),
+            ptr_or_null(c.grad_in[3]), ptr_or_null(c.grad_in[4]), pk, qk, B, chunks, C);
   for (int k = 1; k <= 2; ++k)
     if (c.grad_in[k].defined())
       launch_column_sum(k == 1 ? pk : qk, B, C, 0, C, c.grad_in[k].data<float>());
@@ -395,9 +390,8 @@ void bias_gelu_forward(OpCall& c) {
   const Tensor& x = c.in[0];
   check_f32("bias_gelu", x);
   int64_t n = x.numel();
-  bias_gelu_fwd<<<cuda::grid_for(n, 256), 256, 0, cuda::stream()>>>(
-      x.data<float>(), c.in[1].data<float>(), c.out[0].data<float>(), n, x.dim(-1));
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(bias_gelu_fwd, cuda::grid_for(n, 256), 256, 0, cuda::stream(), x.data<float>(),
+            c.in[1].data<float>(), c.out[0].data<float>(), n, x.dim(-1));
 }
 
 void bias_gelu_backward(GradCall& c) {
@@ -411,10 +405,9 @@ void bias_gelu_backward(GradCall& c) {
   Tensor& db = c.grad_in[1];
   Tensor part;
   if (db.defined()) part = Tensor::empty({chunks, C}, DType::F32, Device::CUDA);
-  bias_gelu_bwd<<<dim3(unsigned(tiles), unsigned(chunks)), dim3(32, 8), 0, cuda::stream()>>>(
-      x.data<float>(), c.in[1].data<float>(), c.grad_out[0].data<float>(),
-      ptr_or_null(c.grad_in[0]), ptr_or_null(part), rows, C, per);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(bias_gelu_bwd, dim3(unsigned(tiles), unsigned(chunks)), dim3(32, 8), 0, cuda::stream(),
+            x.data<float>(), c.in[1].data<float>(), c.grad_out[0].data<float>(),
+            ptr_or_null(c.grad_in[0]), ptr_or_null(part), rows, C, per);
   if (db.defined()) launch_column_sum(part.data<float>(), chunks, C, 0, C, db.data<float>());
 }
 

@@ -1,7 +1,7 @@
 // CUDA backend of matmul and linear (math in kernels/cpu/linalg.cpp). Every product is one
 // cublasGemmStridedBatchedEx call with TF32 tensor-core math and f32 accumulation; bias adds and
 // bias gradients are small bandwidth-bound kernels (one read of g, one write).
-#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/matmul_dims.h"
 
 namespace sd {
@@ -85,8 +85,8 @@ void linear_forward(OpCall& c) {
        0);
   if (b.defined()) {
     int64_t n = rows * out;
-    add_bias_rows<<<cuda::grid_for(n, 256), 256, 0, cuda::stream()>>>(y, b.data<float>(), n, out);
-    CUDA_CHECK_LAUNCH();
+    SD_LAUNCH(add_bias_rows, cuda::grid_for(n, 256), 256, 0, cuda::stream(), y, b.data<float>(), n,
+              out);
   }
 }
 
@@ -101,9 +101,8 @@ void linear_backward(GradCall& c) {
     gemm(1, true, false, out, in, rows, g, out, 0, x.data<float>(), in, 0, 0.f,
          c.grad_in[1].data<float>(), in, 0);
   if (c.grad_in[2].defined()) {
-    sum_rows_kernel<<<unsigned((out + 31) / 32), dim3(32, 8), 0, cuda::stream()>>>(
-        g, rows, out, c.grad_in[2].data<float>());
-    CUDA_CHECK_LAUNCH();
+    SD_LAUNCH(sum_rows_kernel, unsigned((out + 31) / 32), dim3(32, 8), 0, cuda::stream(), g, rows,
+              out, c.grad_in[2].data<float>());
   }
 }
 

@@ -55,7 +55,7 @@ __global__ void __launch_bounds__(kLnWarps * 32)
     layer_norm_fwd(const float* __restrict__ x, const float* __restrict__ gamma,
                    const float* __restrict__ beta, float* __restrict__ y, float* __restrict__ mean,
                    float* __restrict__ rstd, int64_t rows, int C, float eps, bool cache) {
-  extern __shared__ float4 smem4[];
+  SD_DYNAMIC_SHARED(float4, smem4);
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   float* row_cache = reinterpret_cast<float*>(smem4) + size_t(warp) * C;
   float inv_c = 1.f / float(C);
@@ -112,7 +112,7 @@ __global__ void __launch_bounds__(kLnBwdWarps * 32)
                    const float* __restrict__ mean, const float* __restrict__ rstd,
                    const float* __restrict__ g, float* __restrict__ dx, float* part, int64_t rows,
                    int C) {
-  extern __shared__ float4 smem4[];
+  SD_DYNAMIC_SHARED(float4, smem4);
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const bool want_acc = part != nullptr;
   float* acc = kSharedAcc ? reinterpret_cast<float*>(smem4)
@@ -192,11 +192,10 @@ void layer_norm_forward(OpCall& c) {
   size_t smem = cache ? size_t(kLnWarps) * C * sizeof(float) : 0;
   unsigned blocks = cuda::grid_for(rows, kLnWarps);
   auto kernel = vec ? layer_norm_fwd<true> : layer_norm_fwd<false>;
-  kernel<<<blocks, kLnWarps * 32, smem, cuda::stream()>>>(
-      x.data<float>(), c.in[1].data<float>(), c.in[2].data<float>(), c.out[0].data<float>(),
-      c.out[1].data<float>(), c.out[2].data<float>(), rows, C, float(double(c.attrs["eps"])),
-      cache);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(kernel, blocks, kLnWarps * 32, smem, cuda::stream(), x.data<float>(),
+            c.in[1].data<float>(), c.in[2].data<float>(), c.out[0].data<float>(),
+            c.out[1].data<float>(), c.out[2].data<float>(), rows, C, float(double(c.attrs["eps"])),
+            cache);
 }
 
 void layer_norm_backward(GradCall& c) {
@@ -216,11 +215,10 @@ void layer_norm_backward(GradCall& c) {
   size_t smem = want_affine && shared_acc ? size_t(2) * C * sizeof(float) : 0;
   auto kernel = shared_acc ? (vec ? layer_norm_bwd<true, true> : layer_norm_bwd<false, true>)
                            : (vec ? layer_norm_bwd<true, false> : layer_norm_bwd<false, false>);
-  kernel<<<unsigned(blocks), kLnBwdWarps * 32, smem, cuda::stream()>>>(
-      x.data<float>(), c.in[1].data<float>(), c.out[1].data<float>(), c.out[2].data<float>(),
-      g.data<float>(), dx.defined() ? dx.data<float>() : nullptr,
-      want_affine ? part.data<float>() : nullptr, rows, C);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(kernel, unsigned(blocks), kLnBwdWarps * 32, smem, cuda::stream(), x.data<float>(),
+            c.in[1].data<float>(), c.out[1].data<float>(), c.out[2].data<float>(), g.data<float>(),
+            dx.defined() ? dx.data<float>() : nullptr, want_affine ? part.data<float>() : nullptr,
+            rows, C);
   for (int k = 1; k <= 2; ++k)
     if (c.grad_in[k].defined())
       launch_column_sum(part.data<float>(), blocks, 2 * int64_t(C), k == 1 ? 0 : C, C,
@@ -237,7 +235,7 @@ __global__ void __launch_bounds__(kGnThreads)
     group_norm_fwd(const float* __restrict__ x, const float* __restrict__ gamma,
                    const float* __restrict__ beta, float* __restrict__ y, float* __restrict__ mean,
                    float* __restrict__ rstd, int G, int Cg, int S, float eps, bool cache) {
-  extern __shared__ float4 smem4[];
+  SD_DYNAMIC_SHARED(float4, smem4);
   __shared__ float red[32];
   float* cached = reinterpret_cast<float*>(smem4);
   int64_t bg = blockIdx.x;
@@ -359,11 +357,10 @@ void group_norm_forward(OpCall& c) {
   bool cache = n <= kGnCacheMax;
   size_t smem = cache ? size_t(n) * sizeof(float) : 0;
   auto kernel = vec ? group_norm_fwd<true> : group_norm_fwd<false>;
-  kernel<<<unsigned(d.B * d.G), kGnThreads, smem, cuda::stream()>>>(
-      x.data<float>(), c.in[1].data<float>(), c.in[2].data<float>(), c.out[0].data<float>(),
-      c.out[1].data<float>(), c.out[2].data<float>(), d.G, d.Cg, d.S, float(double(c.attrs["eps"])),
-      cache);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(kernel, unsigned(d.B * d.G), kGnThreads, smem, cuda::stream(), x.data<float>(),
+            c.in[1].data<float>(), c.in[2].data<float>(), c.out[0].data<float>(),
+            c.out[1].data<float>(), c.out[2].data<float>(), d.G, d.Cg, d.S,
+            float(double(c.attrs["eps"])), cache);
 }
 
 void group_norm_backward(GradCall& c) {
@@ -376,10 +373,9 @@ void group_norm_backward(GradCall& c) {
   Tensor part = Tensor::empty({2, d.B, C}, DType::F32, Device::CUDA);
   float *pa = part.data<float>(), *pb = pa + d.B * C;
   auto kernel = vec ? group_norm_bwd<true> : group_norm_bwd<false>;
-  kernel<<<unsigned(d.B * d.G), kGnThreads, 0, cuda::stream()>>>(
-      x.data<float>(), c.in[1].data<float>(), c.out[1].data<float>(), c.out[2].data<float>(),
-      g.data<float>(), dx.defined() ? dx.data<float>() : nullptr, pa, pb, d.G, d.Cg, d.S);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(kernel, unsigned(d.B * d.G), kGnThreads, 0, cuda::stream(), x.data<float>(),
+            c.in[1].data<float>(), c.out[1].data<float>(), c.out[2].data<float>(), g.data<float>(),
+            dx.defined() ? dx.data<float>() : nullptr, pa, pb, d.G, d.Cg, d.S);
   for (int k = 1; k <= 2; ++k)
     if (c.grad_in[k].defined())
       launch_column_sum(k == 1 ? pa : pb, d.B, C, 0, C, c.grad_in[k].data<float>());
@@ -508,10 +504,8 @@ void scale_shift_forward(OpCall& c) {
              aligned16(c.in[2]) && aligned16(c.out[0]);
   auto kernel = d.nlc ? (vec ? scale_shift_fwd<true, true> : scale_shift_fwd<true, false>)
                       : (vec ? scale_shift_fwd<false, true> : scale_shift_fwd<false, false>);
-  kernel<<<cuda::grid_for(vec ? n / 4 : n, 256), 256, 0, cuda::stream()>>>(
-      x.data<float>(), c.in[1].data<float>(), c.in[2].data<float>(), c.out[0].data<float>(), n, d.C,
-      d.inner);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(kernel, cuda::grid_for(vec ? n / 4 : n, 256), 256, 0, cuda::stream(), x.data<float>(),
+            c.in[1].data<float>(), c.in[2].data<float>(), c.out[0].data<float>(), n, d.C, d.inner);
 }
 
 void scale_shift_backward(GradCall& c) {
@@ -523,9 +517,8 @@ void scale_shift_backward(GradCall& c) {
   if (!d.nlc) {
     bool vec = d.inner % 4 == 0 && aligned16(x) && aligned16(g) && (!dx || aligned16(c.grad_in[0]));
     auto kernel = vec ? scale_shift_bwd_nchw<true> : scale_shift_bwd_nchw<false>;
-    kernel<<<cuda::grid_for(d.B * d.C, 8), 256, 0, cuda::stream()>>>(
-        x.data<float>(), c.in[1].data<float>(), g.data<float>(), dx, dsc, dsh, d.B * d.C, d.inner);
-    CUDA_CHECK_LAUNCH();
+    SD_LAUNCH(kernel, cuda::grid_for(d.B * d.C, 8), 256, 0, cuda::stream(), x.data<float>(),
+              c.in[1].data<float>(), g.data<float>(), dx, dsc, dsh, d.B * d.C, d.inner);
     return;
   }
   // Split the tokens when the (channel tile, batch) grid is under two blocks per SM, keeping at
@@ -543,9 +536,8 @@ void scale_shift_backward(GradCall& c) {
   SD_CHECK(d.B <= 65535, "scale_shift: the cuda nlc backward supports at most 65535 batches, got ",
            x.desc());
   dim3 grid(unsigned((d.C + 31) / 32), unsigned(d.B), unsigned(splits));
-  scale_shift_bwd_nlc<<<grid, dim3(32, 8), 0, cuda::stream()>>>(
-      x.data<float>(), c.in[1].data<float>(), g.data<float>(), dx, dsc, dsh, d.inner, d.C, per);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(scale_shift_bwd_nlc, grid, dim3(32, 8), 0, cuda::stream(), x.data<float>(),
+            c.in[1].data<float>(), g.data<float>(), dx, dsc, dsh, d.inner, d.C, per);
 }
 
 }  // namespace
@@ -559,14 +551,13 @@ int sm_count() {
     CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
     return v;
   }();
-  return n;
+  return cuda_limits().sm_count > 0 ? cuda_limits().sm_count : n;
 }
 
 void launch_column_sum(const float* part, int64_t nrows, int64_t width, int64_t col0,
                        int64_t ncols, float* out) {
-  column_sum<<<unsigned((ncols + 31) / 32), dim3(32, 8), 0, cuda::stream()>>>(part, nrows, width,
-                                                                              col0, ncols, out);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(column_sum, unsigned((ncols + 31) / 32), dim3(32, 8), 0, cuda::stream(), part, nrows,
+            width, col0, ncols, out);
 }
 
 bool zero_if_no_grad(GradCall& c) {

@@ -3,7 +3,7 @@
 // the fixed-order column sum that finishes dgamma/dbeta, the SM count that sizes split grids, and
 // the zero-gradient shortcut.
 #pragma once
-#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace sd::cuda {
 

@@ -6,7 +6,7 @@
 // one value per block), then one block adds the <= 1024 partials in double and takes the sqrt.
 #include <cmath>
 
-#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace sd {
 namespace {
@@ -52,7 +52,7 @@ __device__ T block_sum(T x) {
   if (lane == 0) warp_sums[warp] = x;
   __syncthreads();
   int nwarps = blockDim.x / 32;
-  x = threadIdx.x < nwarps ? warp_sums[threadIdx.x] : T(0);
+  x = int(threadIdx.x) < nwarps ? warp_sums[threadIdx.x] : T(0);
   if (warp == 0)
     for (int o = 16; o > 0; o >>= 1) x += __shfl_down_sync(0xffffffffu, x, o);
   return x;
@@ -83,10 +83,10 @@ void adamw_forward(OpCall& c) {
                 float(double(a["eps"]))};
   int64_t n = c.in[0].numel();
   if (n == 0) return;
-  adamw_kernel<<<cuda::grid_for(n, kBlock), kBlock, 0, cuda::stream()>>>(
-      c.in[0].data<float>(), c.in[1].data<float>(), c.in[2].data<float>(), c.in[3].data<float>(),
-      c.out[0].data<float>(), c.out[1].data<float>(), c.out[2].data<float>(), n, k);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(adamw_kernel, cuda::grid_for(n, kBlock), kBlock, 0, cuda::stream(),
+            c.in[0].data<float>(), c.in[1].data<float>(), c.in[2].data<float>(),
+            c.in[3].data<float>(), c.out[0].data<float>(), c.out[1].data<float>(),
+            c.out[2].data<float>(), n, k);
 }
 
 void ema_forward(OpCall& c) {
@@ -95,24 +95,20 @@ void ema_forward(OpCall& c) {
   double d = c.attrs["decay"];
   int64_t n = c.in[0].numel();
   if (n == 0) return;
-  ema_kernel<<<cuda::grid_for(n, kBlock), kBlock, 0, cuda::stream()>>>(
-      c.in[0].data<float>(), c.in[1].data<float>(), c.out[0].data<float>(), n, float(d),
-      float(1 - d));
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(ema_kernel, cuda::grid_for(n, kBlock), kBlock, 0, cuda::stream(), c.in[0].data<float>(),
+            c.in[1].data<float>(), c.out[0].data<float>(), n, float(d), float(1 - d));
 }
 
 void grad_norm_forward(OpCall& c) {
   check_f32("grad_norm", "g", c.in[0]);
   int64_t n = c.in[0].numel();
   int64_t nb64 = (n + kBlock - 1) / kBlock;
-  int nb = int(nb64 < 1 ? 1 : (nb64 > kMaxPartials ? kMaxPartials : nb64));
+  int nb = int(cuda::capped_grid(nb64, kMaxPartials));
   Tensor partial = Tensor::empty({nb}, DType::F32, Device::CUDA);
-  sumsq_partial_kernel<<<nb, kBlock, 0, cuda::stream()>>>(c.in[0].data<float>(), n,
-                                                          partial.data<float>());
-  CUDA_CHECK_LAUNCH();
-  sqrt_total_kernel<<<1, kMaxPartials, 0, cuda::stream()>>>(partial.data<float>(), nb,
-                                                            c.out[0].data<float>());
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(sumsq_partial_kernel, nb, kBlock, 0, cuda::stream(), c.in[0].data<float>(), n,
+            partial.data<float>());
+  SD_LAUNCH(sqrt_total_kernel, 1, kMaxPartials, 0, cuda::stream(), partial.data<float>(), nb,
+            c.out[0].data<float>());
 }
 
 }  // namespace

@@ -6,7 +6,7 @@
 //     the f32 result. The scratch partials come from the caching allocator.
 //   mse: one block per sample (grid-stride over samples) reduces (a - b)^2 over its row in double.
 //   Backwards are flat elementwise loops; the scalar gradient is read on the device (no sync).
-#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace sd {
 namespace {
@@ -87,23 +87,19 @@ void total_forward(OpCall& c, bool mean, const char* op) {
   check_f32(op, c.in[0]);
   int64_t n = c.in[0].numel();
   int64_t want = (n + int64_t(kThreads) * 16 - 1) / (int64_t(kThreads) * 16);
-  int blocks = int(want < 1 ? 1 : (want > kMaxBlocks ? kMaxBlocks : want));
+  int blocks = int(cuda::capped_grid(want, kMaxBlocks));
   Tensor partial = Tensor::empty({blocks}, DType::F64, Device::CUDA);
-  sum_partial_kernel<<<blocks, kThreads, 0, cuda::stream()>>>(c.in[0].data<float>(), n,
-                                                              partial.data<double>());
-  CUDA_CHECK_LAUNCH();
-  sum_finish_kernel<<<1, kThreads, 0, cuda::stream()>>>(partial.data<double>(), blocks,
-                                                        mean ? double(n) : 1.0,
-                                                        c.out[0].data<float>());
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(sum_partial_kernel, blocks, kThreads, 0, cuda::stream(), c.in[0].data<float>(), n,
+            partial.data<double>());
+  SD_LAUNCH(sum_finish_kernel, 1, kThreads, 0, cuda::stream(), partial.data<double>(), blocks,
+            mean ? double(n) : 1.0, c.out[0].data<float>());
 }
 
 void total_backward(GradCall& c, bool mean) {
   if (!c.grad_in[0].defined()) return;
   int64_t n = c.in[0].numel();
-  fill_grad_kernel<<<cuda::grid_for(n, 256), 256, 0, cuda::stream()>>>(
-      c.grad_out[0].data<float>(), c.grad_in[0].data<float>(), n, mean ? float(n) : 1.f);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(fill_grad_kernel, cuda::grid_for(n, 256), 256, 0, cuda::stream(),
+            c.grad_out[0].data<float>(), c.grad_in[0].data<float>(), n, mean ? float(n) : 1.f);
 }
 
 }  // namespace
@@ -117,21 +113,18 @@ void register_reduce_cuda(Registry& r) {
       [](OpCall& c) {
         check_f32("mse", c.in[0]);
         int64_t B = c.in[0].shape()[0], n = c.in[0].numel() / B;
-        unsigned grid = unsigned(B < 65536 ? B : 65536);
-        mse_kernel<<<grid, kThreads, 0, cuda::stream()>>>(c.in[0].data<float>(),
-                                                          c.in[1].data<float>(),
-                                                          c.out[0].data<float>(), B, n);
-        CUDA_CHECK_LAUNCH();
+        unsigned grid = cuda::capped_grid(B, 65536);
+        SD_LAUNCH(mse_kernel, grid, kThreads, 0, cuda::stream(), c.in[0].data<float>(),
+                  c.in[1].data<float>(), c.out[0].data<float>(), B, n);
       },
       [](GradCall& c) {
         int64_t B = c.in[0].shape()[0], total = c.in[0].numel(), n = total / B;
         float* da = c.grad_in[0].defined() ? c.grad_in[0].data<float>() : nullptr;
         float* db = c.grad_in[1].defined() ? c.grad_in[1].data<float>() : nullptr;
         if (!da && !db) return;
-        mse_grad_kernel<<<cuda::grid_for(total, 256), 256, 0, cuda::stream()>>>(
-            c.in[0].data<float>(), c.in[1].data<float>(), c.grad_out[0].data<float>(), da, db,
-            total, n, float(2.0 / double(n)));
-        CUDA_CHECK_LAUNCH();
+        SD_LAUNCH(mse_grad_kernel, cuda::grid_for(total, 256), 256, 0, cuda::stream(),
+                  c.in[0].data<float>(), c.in[1].data<float>(), c.grad_out[0].data<float>(), da, db,
+                  total, n, float(2.0 / double(n)));
       }};
 }
 

@@ -9,7 +9,7 @@
 //     (contiguous in the output): a 32x32 tile is read along k into shared memory and written
 //     along the last axis, so both global accesses are coalesced (NCHW <-> NHWC is this case).
 //     The tile has 33 columns so the transposed read from shared memory has no bank conflicts.
-#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/concat_rows.h"
 #include "kernels/permute.h"
 
@@ -89,14 +89,14 @@ template <class T>
 void launch_permute(const PermutePlan& p, const T* x, T* y) {
   if (p.numel == 0) return;
   if (p.k == p.n - 1) {
-    permute_rows_kernel<T><<<cuda::grid_for(p.numel, 256), 256, 0, cuda::stream()>>>(p, x, y);
+    SD_LAUNCH(permute_rows_kernel<T>, cuda::grid_for(p.numel, 256), 256, 0, cuda::stream(), p, x,
+              y);
   } else {
     int64_t A = p.shape[p.k], B = p.shape[p.n - 1];
     int64_t tasks = p.numel / (A * B) * ((A + kTile - 1) / kTile) * ((B + kTile - 1) / kTile);
-    unsigned grid = unsigned(tasks < 65536 ? tasks : 65536);
-    permute_tile_kernel<T><<<grid, dim3(kTile, kRowsPerPass), 0, cuda::stream()>>>(p, x, y);
+    unsigned grid = cuda::capped_grid(tasks, 65536);
+    SD_LAUNCH(permute_tile_kernel<T>, grid, dim3(kTile, kRowsPerPass), 0, cuda::stream(), p, x, y);
   }
-  CUDA_CHECK_LAUNCH();
 }
 
 
@@ -113,16 +113,14 @@ void dispatch_move(const std::string& op, DType dt, F&& f) {
 
 template <class T>
 void join(const Rows& r, const Tensor& a, const Tensor& b, const Tensor& y) {
-  join_kernel<T><<<cuda::grid_for(r.outer * (r.ra + r.rb), 256), 256, 0, cuda::stream()>>>(
-      ptr_or_null<T>(a), ptr_or_null<T>(b), y.data<T>(), r.outer, r.ra, r.rb);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(join_kernel<T>, cuda::grid_for(r.outer * (r.ra + r.rb), 256), 256, 0, cuda::stream(),
+            ptr_or_null<T>(a), ptr_or_null<T>(b), y.data<T>(), r.outer, r.ra, r.rb);
 }
 
 template <class T>
 void part(const Rows& r, const Tensor& x, const Tensor& a, const Tensor& b) {
-  part_kernel<T><<<cuda::grid_for(r.outer * (r.ra + r.rb), 256), 256, 0, cuda::stream()>>>(
-      x.data<T>(), ptr_or_null<T>(a), ptr_or_null<T>(b), r.outer, r.ra, r.rb);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(part_kernel<T>, cuda::grid_for(r.outer * (r.ra + r.rb), 256), 256, 0, cuda::stream(),
+            x.data<T>(), ptr_or_null<T>(a), ptr_or_null<T>(b), r.outer, r.ra, r.rb);
 }
 
 std::vector<int64_t> inverse_perm(const std::vector<int64_t>& p) {

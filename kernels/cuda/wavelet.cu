@@ -8,7 +8,7 @@
 #include <cstdint>
 
 #include "kernels/haar_backend.h"
-#include "kernels/cuda/common.cuh"
+#include "kernels/cuda/launch.cuh"
 
 namespace sd {
 namespace {
@@ -96,9 +96,8 @@ void haar(const char* op, bool forward, const Tensor& src, const Tensor& dst) {
   int64_t items = B * C * h * (vec ? w / 2 : w);
   auto kernel = forward ? (vec ? dwt_kernel<true> : dwt_kernel<false>)
                         : (vec ? idwt_kernel<true> : idwt_kernel<false>);
-  kernel<<<cuda::grid_for(items, 256), 256, 0, cuda::stream()>>>(src.data<float>(),
-                                                                 dst.data<float>(), B, C, h, w);
-  CUDA_CHECK_LAUNCH();
+  SD_LAUNCH(kernel, cuda::grid_for(items, 256), 256, 0, cuda::stream(), src.data<float>(),
+            dst.data<float>(), B, C, h, w);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "tools/data/dataset.h"
 
 #include <charconv>
+#include <filesystem>
 
 #include "tools/data/shapes.h"
 
@@ -33,15 +34,41 @@ std::pair<std::string, Split> split_suffix(std::string arg) {
   return {arg, split};
 }
 
+// The loader keeps a permutation of the images (8 bytes each): 10^8 images is 800 MB of it.
+constexpr int64_t kMaxShapes = 100'000'000;
+
 int64_t parse_count(const std::string& spec, const std::string& text) {
   int64_t n = 0;
   auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-  SD_CHECK(ec == std::errc() && end == text.data() + text.size() && n > 0, "dataset spec '", spec,
-           "': expected a positive image count after 'shapes:', got '", text, "'");
+  SD_CHECK(ec == std::errc() && end == text.data() + text.size() && n > 0 && n <= kMaxShapes,
+           "dataset spec '", spec, "': expected an image count of 1..", kMaxShapes,
+           " after 'shapes:', got '", text, "'");
   return n;
 }
 
+// kind, then the directory made absolute and normalised, then the split: equal for two
+// spellings of the same data.
+std::string canonical_spec(const std::string& spec) {
+  size_t colon = spec.find(':');
+  std::string kind = spec.substr(0, colon);
+  if (kind == "shapes")
+    return colon == std::string::npos ? "shapes:" + std::to_string(ShapesDataset::kDefaultCount)
+                                      : spec;
+  if (colon == std::string::npos) return spec;
+  auto [dir, split] = kind == "folder" ? std::pair{spec.substr(colon + 1), Split::Default}
+                                       : split_suffix(spec.substr(colon + 1));
+  std::error_code ec;
+  std::filesystem::path p = std::filesystem::absolute(dir, ec);
+  if (!ec) p = std::filesystem::weakly_canonical(p, ec);
+  if (!p.has_filename()) p = p.parent_path();  // "data/" is "data"
+  return kind + ":" + (ec ? dir : p.string()) + ":" + std::to_string(int(split));
+}
+
 }  // namespace
+
+bool same_dataset(const std::string& a, const std::string& b) {
+  return canonical_spec(a) == canonical_spec(b);
+}
 
 std::unique_ptr<Dataset> open_dataset(const std::string& spec, int resolution, int channels) {
   check_open_args(spec.c_str(), resolution, channels);

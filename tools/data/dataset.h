@@ -36,14 +36,19 @@ class Dataset {
 
 // Opens a dataset from a spec string:
 //   shapes | shapes:N             built-in procedural coloured shapes (shapes.h), N images
-//                                 (default 50000)
+//                                 (default 50000, at most 10^8)
 //   mnist:DIR[:train|:test]       MNIST IDX files (plain or .gz)
 //   cifar10:DIR[:train|:test]     CIFAR-10 binary batches
-//   folder:DIR                    ImageFolder: one subfolder per class, PNG/JPEG/BMP files
+//   folder:DIR[:bg=COLOUR]        ImageFolder: one subfolder per class, PNG/JPEG/BMP files;
+//                                 alpha composited onto white, black or R,G,B (folder.cpp)
 // Without a split, mnist and cifar10 read the training files, or the test files when the
 // directory holds only those. channels = 0 keeps the dataset's own channel count (1 for MNIST,
 // 3 otherwise); 1 or 3 converts (grey -> RGB by replication, RGB -> grey by Rec.601 luma).
 std::unique_ptr<Dataset> open_dataset(const std::string& spec, int resolution, int channels = 0);
+
+// Whether two specs name the same data: the same kind, count and split, and directories that
+// resolve to the same place ("mnist:data" and "mnist:/work/data", run from /work).
+bool same_dataset(const std::string& a, const std::string& b);
 
 enum class Split { Default, Train, Test };
 

@@ -12,15 +12,18 @@ constexpr uint64_t kFlipTag = 0x666c6970;  // "flip"
 }  // namespace
 
 Loader::Loader(const Dataset& data, int batch_size, uint64_t seed, bool flip, int64_t start_step,
-               int prefetch)
+               int prefetch, Rows rows)
     : data_(data),
       batch_(batch_size),
+      rows_(rows.count == 0 ? Rows{0, batch_size} : rows),
       seed_(seed),
       flip_(flip),
       prefetch_(size_t(prefetch)),
       step_(start_step) {
   SD_CHECK(batch_size > 0, "Loader: batch size must be positive, got ", batch_size);
   SD_CHECK(prefetch > 0, "Loader: prefetch must be positive, got ", prefetch);
+  SD_CHECK(rows_.first >= 0 && rows_.count > 0 && rows_.first + rows_.count <= batch_size,
+           "Loader: rows ", rows_.first, "+", rows_.count, " outside a batch of ", batch_size);
   SD_CHECK(start_step >= 0, "Loader: start_step must be >= 0, got ", start_step);
   SD_CHECK(data.size() > 0, "Loader: the dataset is empty");
   worker_ = std::thread([this, start_step] { run(start_step); });
@@ -90,11 +93,12 @@ int64_t Loader::index_at(int64_t position) {
 Batch Loader::make_batch(int64_t step) {
   const int64_t C = data_.channels(), R = data_.resolution();
   const int64_t image = C * R * R;
-  Batch b{Tensor::empty({batch_, C, R, R}), Tensor::empty({batch_}, DType::I32)};
+  const int64_t rows = rows_.count;
+  Batch b{Tensor::empty({rows, C, R, R}), Tensor::empty({rows}, DType::I32)};
   float* images = b.images.data<float>();
   int32_t* labels = b.labels.data<int32_t>();
-  for (int64_t j = 0; j < batch_; ++j) {
-    int64_t position = step * batch_ + j;
+  for (int64_t j = 0; j < rows; ++j) {
+    int64_t position = step * batch_ + rows_.first + j;
     float* img = images + j * image;
     data_.get(index_at(position), img, labels + j);
     if (flip_ && (hash_key(seed_ ^ kFlipTag, uint64_t(position)) & 1))

@@ -1,18 +1,25 @@
 #include "tools/data/read_file.h"
 
+#include <unistd.h>
 #include <zlib.h>
 
 #include <cerrno>
 #include <cstring>
 
 #include "runtime/error.h"
+#include "runtime/file_io.h"
 
 namespace sd {
 
 std::vector<uint8_t> read_file_maybe_gz(const std::string& path) {
-  errno = 0;
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (!f) fail("cannot open '", path, "': ", errno ? std::strerror(errno) : "out of memory");
+  Fd file = open_regular_file(path, "data file");  // a FIFO would block, a directory mislead
+  int fd = ::dup(file.get());
+  if (fd < 0) fail("cannot open '", path, "': ", std::strerror(errno));
+  gzFile f = gzdopen(fd, "rb");  // owns fd from here
+  if (!f) {
+    ::close(fd);
+    fail("cannot open '", path, "': out of memory");
+  }
 
   std::vector<uint8_t> bytes;
   const size_t chunk = size_t(1) << 20;

@@ -8,7 +8,7 @@
 namespace sd {
 
 // Reads `path` fully, inflating it if it is gzip. Throws sd::Error naming the path when the file
-// cannot be opened or the gzip stream is corrupt or truncated.
+// cannot be opened, is not a regular file, or the gzip stream is corrupt or truncated.
 std::vector<uint8_t> read_file_maybe_gz(const std::string& path);
 
 }  // namespace sd
