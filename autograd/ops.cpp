@@ -72,6 +72,9 @@ Variable permute(const Variable& x, const std::vector<int64_t>& perm) {
   return one("permute", {x}, {{"perm", perm}});
 }
 Variable reshape(const Variable& x, const Shape& shape) { return sd::reshape(x, shape); }
+Variable cast(const Variable& x, DType dtype) {
+  return one("cast", {x}, {{"dtype", dtype_lower(dtype)}});
+}
 
 Variable embedding(const Variable& table, const Variable& idx) {
   return one("embedding", {table, idx});

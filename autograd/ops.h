@@ -48,6 +48,8 @@ Variable concat(const Variable& a, const Variable& b, int axis = 1);
 std::pair<Variable, Variable> split(const Variable& x, int64_t first, int axis = 1);
 Variable permute(const Variable& x, const std::vector<int64_t>& perm);
 Variable reshape(const Variable& x, const Shape& shape);
+// x in another float dtype; its gradient comes back in x's (mixed precision, model/layers.h).
+Variable cast(const Variable& x, DType dtype);
 
 Variable embedding(const Variable& table, const Variable& idx);  // table [V,D], idx i32 [B]
 Variable sinusoidal_embedding(const Variable& x, int dim, double max_period = 10000);

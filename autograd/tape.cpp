@@ -138,8 +138,10 @@ void backward(const Variable& root, const Tensor& seed, const AfterNode& after_n
     for (auto& g : gout) any |= g.defined();
     if (any) {
       std::vector<Tensor> gin;
-      // a + b without broadcasting: both gradients are g itself, no kernel and no copies.
-      bool pass = n.op == "add" && n.saved_in[0].shape() == n.saved_in[1].shape();
+      // a + b without broadcasting, in one dtype: both gradients are g itself, no kernel and no
+      // copies. (With a bf16 a and an f32 b, b's gradient must be f32: the backward makes it.)
+      bool pass = n.op == "add" && n.saved_in[0].shape() == n.saved_in[1].shape() &&
+                  n.saved_in[0].dtype() == n.saved_in[1].dtype();
       if (n.view_backward) {
         gin = n.view_backward(gout);
       } else if (pass) {

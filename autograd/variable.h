@@ -33,6 +33,7 @@ class Variable {
   const Tensor& value() const { return p_->value; }
   const Tensor& grad() const { return p_->grad; }
   const Shape& shape() const { return p_->value.shape(); }
+  DType dtype() const { return p_->value.dtype(); }
   int64_t dim(int i) const { return p_->value.dim(i); }
   bool requires_grad() const { return p_ && p_->requires_grad; }
   bool is_leaf() const { return !p_->node; }

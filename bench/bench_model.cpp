@@ -4,6 +4,10 @@
 //     size, as tools/train.cpp runs it minus data loading: zero grads, diffusion_loss (draws,
 //     noising, forward), backward, global gradient norm, clipped AdamW, EMA. The batch is fixed
 //     (Philox uniform images, integer labels); each step draws its own t, noise and dropout.
+//     In f32, whatever the config's train.precision says;
+//   train_step_bf16/<config>/<cpu|cuda>   the same step in mixed precision (train.precision
+//     "bf16"; compare with `torch_model.py --time --bf16`). A name of its own, so that filters
+//     on ^train_step/ (bench/cpu_vs_torch.py) keep timing the f32 step alone.
 //     Config: $SIMDIFF_CONFIG, default "configs/demo.json" relative to the working directory;
 //     <config> is the file's stem. Compare with `bench/torch_model.py --time`. A CPU step takes
 //     0.2 s to seconds, so Google Benchmark's default gives one timed step: for a stable number run e.g.
@@ -38,11 +42,12 @@ struct StepState {
 };
 
 // Never destroyed (like the CUDA block cache): nothing to tear down in static destruction.
-StepState& state_for(Device dev) {
-  static auto* states = new std::map<Device, std::unique_ptr<StepState>>;
-  auto& st = (*states)[dev];
+StepState& state_for(Device dev, const std::string& precision) {
+  static auto* states = new std::map<std::pair<Device, std::string>, std::unique_ptr<StepState>>;
+  auto& st = (*states)[{dev, precision}];
   if (st) return *st;
   Config cfg = Config::load(config_path());
+  cfg.train.precision = precision;
   st = std::make_unique<StepState>();
   st->s = std::make_unique<ModelSession>(cfg, dev, cfg.train.seed);
   const ModelConfig& mc = cfg.model;
@@ -82,8 +87,8 @@ void train_step(StepState& st) {
   if (p.device() == Device::CUDA) device_synchronize();
 }
 
-void bench_train_step(benchmark::State& bs, Device dev) {
-  StepState& st = state_for(dev);
+void bench_train_step(benchmark::State& bs, Device dev, std::string precision) {
+  StepState& st = state_for(dev, precision);
   if (st.step == 0) train_step(st);  // warm-up: first-touch pages, allocator caches
   for (auto _ : bs) train_step(st);
   bs.counters["images/s"] = benchmark::Counter(
@@ -96,10 +101,12 @@ const bool registered = [] {
   std::vector<Device> devs{Device::CPU};
   if (cuda_available()) devs.push_back(Device::CUDA);
   for (Device d : devs)
-    benchmark::RegisterBenchmark(("train_step/" + cfg + "/" + device_name(d)).c_str(),
-                                 guarded(bench_train_step), d)
-        ->UseRealTime()
-        ->Unit(benchmark::kMillisecond);
+    for (std::string precision : {"f32", "bf16"})
+      benchmark::RegisterBenchmark((std::string(precision == "f32" ? "train_step/" : "train_step_bf16/") +
+                                    cfg + "/" + device_name(d)).c_str(),
+                                   guarded(bench_train_step), d, precision)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
   return true;
 }();
 

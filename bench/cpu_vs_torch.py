@@ -2,22 +2,36 @@
 """Ours vs a tuned PyTorch on the CPU, side by side, in one run: the table of bench/RESULTS.md.
 
   python3 bench/cpu_vs_torch.py [--build build] [--rounds 5] [--threads 2] [--out table.md]
-                                [--baseline-bench OLD/simdiff_bench] [--im2col] [--quick]
+                                [--baseline-rev REV | --baseline-bench OLD/simdiff_bench]
+                                [--im2col] [--quick]
+
+The recorded run of issue 13 (before = the engine of commit baa23ba, built by the script):
+
+  python3 bench/cpu_vs_torch.py --build build --baseline-rev baa23ba --im2col --rounds 5 --out table.md
 
 Each round runs, in alternating order (ours first in odd rounds, PyTorch first in even ones):
   train steps   configs/demo.json at batch 32 and 128 (32x32 images), and the same widths at
                 64x64 (batch 32): our `simdiff_bench --benchmark_filter=train_step` (SIMDIFF_CONFIG,
-                --benchmark_repetitions) against `bench/torch_model.py --time`, each process's
-                peak resident memory from /usr/bin/time (ours: the whole benchmark process; PyTorch:
-                its Python process, torch's own libraries included)
+                --benchmark_repetitions=--steps with --benchmark_min_time=0, i.e. one warm-up and
+                --steps timed steps, as many as PyTorch's) against `bench/torch_model.py --time`,
+                each process's peak resident memory from /usr/bin/time (ours: the whole benchmark
+                process; PyTorch: its Python process, torch's own libraries included). The same
+                number of steps on every side matters for memory too: the heap's high-water mark
+                creeps up over a run's first steps (2-4 MiB at batch 32). Each simdiff_bench's
+                resident memory at start-up (no benchmark run: binary and shared libraries) is
+                recorded once, to tell the engine's memory from what the binary links.
   op benchmarks conv2d 3x3 at every U-ViT shape of kernels/cpu/conv.cpp's bench cases, the
                 layer_norm and group_norm_mod outliers of issue 13: `simdiff_bench` against
                 bench/torch_cpu_ops.py (same names)
 and records the 1-minute load average before each round. Every number in the table is the
 median over rounds (and over the repetitions within them); ratio = ours / PyTorch time (< 1:
-ours faster). --baseline-bench adds a column for another simdiff_bench binary (the engine
-before a change), run in the same rounds; --im2col one for ours with the 3x3 convolutions on
-the im2col + GEMM reference path (SIMDIFF_CONV3X3=reference) instead of Winograd.
+ours faster); peak RSS is the largest over rounds. --baseline-bench adds a column for another
+simdiff_bench binary (the engine before a change), run in the same rounds; --baseline-rev REV
+builds that binary from commit REV first (`git archive` into /tmp/simdiff-bench-REV, a CPU-only
+Release build of the simdiff_bench target; kept for the next run); --im2col one for ours with
+the 3x3 convolutions on the im2col + GEMM reference path (SIMDIFF_CONV3X3=reference) instead of
+Winograd. The table's header records the command line, both commits, the machine, PyTorch's
+version and the exact command of every side, so it can be pasted into bench/RESULTS.md as is.
 
 Settings, both sides: OMP_NUM_THREADS=--threads, OMP_WAIT_POLICY=passive, OPENBLAS_NUM_THREADS=1;
 PyTorch additionally ATEN_CPU_CAPABILITY=avx512, the model and images in channels_last,
@@ -28,7 +42,9 @@ python3-torch 1.13.1 in RESULTS.md).
 import argparse
 import json
 import os
+import platform
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -83,6 +99,42 @@ def gb_times(text):
     return out
 
 
+def git(*a, cwd=ROOT):
+    p = subprocess.run(["git", *a], cwd=cwd, capture_output=True, text=True)
+    return p.stdout.strip() if p.returncode == 0 else "?"
+
+
+def build_rev(rev):
+    """simdiff_bench of commit rev: `git archive` + a CPU-only Release build, cached in /tmp."""
+    full = git("rev-parse", "--verify", rev + "^{commit}")
+    if full == "?":
+        sys.exit(f"--baseline-rev {rev}: not a commit of {ROOT}")
+    src = os.path.join(tempfile.gettempdir(), f"simdiff-bench-{full[:12]}")
+    bench = os.path.join(src, "build", "simdiff_bench")
+    if os.path.exists(bench):
+        return bench, full
+    print(f"building simdiff_bench of {full[:12]} in {src} (once; minutes)", file=sys.stderr)
+    os.makedirs(src, exist_ok=True)
+    arch = subprocess.run(["git", "archive", full], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", src], input=arch, check=True)
+    for cmd in (["cmake", "-S", ".", "-B", "build", "-DSIMDIFF_CUDA=OFF", "-DCMAKE_BUILD_TYPE=Release"],
+                ["cmake", "--build", "build", "-j", str(os.cpu_count() or 2), "--target", "simdiff_bench"]):
+        p = subprocess.run(cmd, cwd=src, capture_output=True, text=True)
+        if p.returncode != 0:
+            sys.exit(f"--baseline-rev {rev}: {' '.join(cmd)} failed in {src}:\n{p.stdout[-2000:]}{p.stderr[-2000:]}")
+    return bench, full
+
+
+def machine():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.platform()}"
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return float(f.read().split()[0])
@@ -92,6 +144,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default="build", help="build directory with simdiff_bench")
     ap.add_argument("--baseline-bench", help="another simdiff_bench to time in the same rounds")
+    ap.add_argument("--baseline-rev", help="build commit REV's simdiff_bench and use it as --baseline-bench")
     ap.add_argument("--im2col", action="store_true", help="also time ours with SIMDIFF_CONV3X3=reference")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
@@ -114,6 +167,13 @@ def main():
                 break
     if not py:
         sys.exit("no Python with torch found (apt-get install -y python3-torch python3-numpy)")
+    if args.baseline_bench and args.baseline_rev:
+        sys.exit("--baseline-bench and --baseline-rev: give one")
+    base_rev = None
+    if args.baseline_rev:
+        args.baseline_bench, base_rev = build_rev(args.baseline_rev)
+    elif args.baseline_bench and not os.path.exists(args.baseline_bench):
+        sys.exit(f"--baseline-bench {args.baseline_bench}: not found")
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OMP_WAIT_POLICY="passive",
                OPENBLAS_NUM_THREADS="1", ATEN_CPU_CAPABILITY="avx512")
     min_time = "0.2" if args.quick else "0.5"
@@ -144,7 +204,8 @@ def main():
                         times = json.loads(out.strip().splitlines()[-1])["times_ms"]
                     else:
                         out, m = run([sides[side], "--benchmark_filter=^train_step/",
-                                      f"--benchmark_repetitions={args.steps}", "--benchmark_format=json"],
+                                      f"--benchmark_repetitions={args.steps}", "--benchmark_min_time=0",
+                                      "--benchmark_format=json"],
                                      dict(side_env(side), SIMDIFF_CONFIG=cfg))
                         times = [t for v in gb_times(out).values() for t in v]
                     steps.setdefault((label, side), []).extend(times)
@@ -165,12 +226,42 @@ def main():
                     ops.setdefault((name, side), []).extend(v)
     loads.append(loadavg())
     t_end = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    startup = {}  # simdiff_bench path -> MiB resident at start-up, no benchmark run
+    for path in dict.fromkeys(sides.values()):
+        startup[path] = run([path, "--benchmark_filter=^$"], env)[1]
 
     med = lambda v: statistics.median(v) if v else float("nan")
     extra = [s for s in sides if s != "ours"]
-    lines = [f"{t_start} to {t_end}, {args.rounds} interleaved rounds, {args.threads} threads; "
+    torch_ver = subprocess.run([py, "-c", "import torch; print(torch.__version__)"], env=env,
+                               capture_output=True, text=True).stdout.strip()
+    envs = " ".join(f"{k}={env[k]}" for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "OPENBLAS_NUM_THREADS",
+                                                "ATEN_CPU_CAPABILITY"))
+    q = lambda a: " ".join(shlex.quote(x) for x in a)
+    lines = [f"- Command: `{q(['python3', os.path.relpath(os.path.abspath(sys.argv[0]), ROOT)] + sys.argv[1:])}`",
+             f"- When: {t_start} to {t_end}, {args.rounds} interleaved rounds, {args.threads} threads; "
              f"load average (1 min) before each round and at the end: {', '.join(f'{l:.2f}' for l in loads)}",
-             ""]
+             f"- Machine: {machine()}",
+             f"- ours: `{bench}`, tree at {git('describe', '--always', '--dirty')} (`git status` clean: "
+             f"{'yes' if not git('status', '--porcelain', '--untracked-files=no') else 'no'})"]
+    if args.baseline_bench:
+        lines.append(f"- before: `{args.baseline_bench}`" + (f", commit {base_rev[:12]}" if base_rev else ""))
+    if args.im2col:
+        lines.append("- im2col: ours with SIMDIFF_CONV3X3=reference")
+    lines += [f"- PyTorch {torch_ver} (`{py}`)",
+              f"- Environment, every side: `{envs}`",
+              f"- Train step, ours: `SIMDIFF_CONFIG=<config> <simdiff_bench> --benchmark_filter=^train_step/ "
+              f"--benchmark_repetitions={args.steps} --benchmark_min_time=0 --benchmark_format=json` (one warm-up "
+              f"step, then {args.steps} timed steps); PyTorch: `{py} bench/torch_model.py "
+              f"--time --config <config> --threads {args.threads} --steps {args.steps} --warmup 1`; configs: "
+              "configs/demo.json with model.resolution and train.batch_size set as in each row",
+              f"- Ops, ours: `<simdiff_bench> '--benchmark_filter={OPS_FILTER}.*/cpu/' --benchmark_min_time={min_time} "
+              f"--benchmark_format=json`; PyTorch: `{py} bench/torch_cpu_ops.py --threads {args.threads} "
+              f"--min-time {min_time} --filter '{OPS_FILTER}'`",
+              "- Times: medians over rounds (and repetitions); peak RSS: `/usr/bin/time -f %M` of each process, "
+              "the largest over rounds (ours: the whole benchmark process; PyTorch: its Python process)",
+              "- Resident memory at start-up (`<simdiff_bench> --benchmark_filter=^$`: binary and shared libraries): " +
+              ", ".join(f"{s} {startup[b]:.1f} MiB" for s, b in sides.items() if s != "im2col"),
+              ""]
     if steps:
         hdr = "| train step | ours ms | " + "".join(f"{s} ms | " for s in extra) + "PyTorch ms | ours / PyTorch | " + \
               "".join(f"{s} / PyTorch | " for s in extra) + "peak RSS MiB, ours / " + "".join(f"{s} / " for s in extra) + "PyTorch |"

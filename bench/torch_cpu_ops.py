@@ -73,6 +73,7 @@ CASES = {
     "conv2d/demo 3x3 B32 C128->64 8x8": conv_case(32, 128, 64, 8),
     "conv2d/demo 3x3 B32 C96->32 16x16": conv_case(32, 96, 32, 16),
     "conv2d/demo 3x3 B32 C32->12 16x16": conv_case(32, 32, 12, 16),
+    "conv2d/demo 3x3 B32 C12->32 32x32": conv_case(32, 12, 32, 32),
     "conv2d/3x3 B32 C128 32x32": conv_case(32, 128, 128, 32),
     "conv2d/3x3 B32 C64 64x64": conv_case(32, 64, 64, 64),
     "conv2d/3x3 s2 B32 C128 32x32": conv_case(32, 128, 256, 32, 3, 2),

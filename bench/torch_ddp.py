@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """PyTorch DistributedDataParallel (gloo) on simdiff's model, the baseline of
-bench/ddp_vs_torch.sh: the training step of bench/torch_model.py (its U-ViT port, loss, clipping,
+bench/ddp_vs_torch.py: the training step of bench/torch_model.py (its U-ViT port, loss, clipping,
 AdamW, EMA) with the global batch split among --world processes on this machine, gradients
 all-reduced by DDP's buckets during the backward over gloo (TCP on the loopback).
 

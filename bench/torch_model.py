@@ -11,11 +11,13 @@ keys (e.g. "down.0.0.conv1.w"), so a trace or checkpoint loads by name.
       The port runs in float64 by default, so the errors are those of our f32 engine.
       Dropout masks (Philox) are not reproduced: trace a config with "model.dropout": 0
       (configs/demo.json has it; for tests/data/tiny.json make a copy with dropout 0).
-  torch_model.py --time --config configs/demo.json --threads 2 --steps N [--device cuda]
+  torch_model.py --time --config configs/demo.json --threads 2 --steps N [--device cuda] [--bf16]
       Times the training step of the same architecture (CPU by default) at the config's batch size:
       zero grads, loss (noising + forward), backward, global-norm clipping, AdamW, EMA — what
       tools/train.cpp does per step, minus data loading. Prints one JSON line with ms/step and
-      the process's peak resident memory.
+      the process's peak resident memory. --bf16: mixed precision the PyTorch way, the forward
+      and the loss under torch.autocast(dtype=torch.bfloat16) with f32 parameters, AdamW and EMA
+      (no GradScaler: bf16 needs none), the baseline for train.precision "bf16".
       The baseline is PyTorch run the way a user who cares runs it: the model and the batch in
       channels_last, AdamW(foreach=True), zero_grad(set_to_none=True), clipping by
       torch._foreach_norm, and, unless already set in the environment (they must be before torch
@@ -477,7 +479,8 @@ def run_time(args):
         eps = torch.randn(x.shape, generator=gen, device=dev)
         a4, s4 = alpha[:, None, None, None], sigma[:, None, None, None]
         z, v = a4 * x + s4 * eps, a4 * eps - s4 * x
-        loss = diffusion_loss_from(model, cfg, z, logsnr, labels, v, alpha * alpha)
+        with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=args.bf16):
+            loss = diffusion_loss_from(model, cfg, z, logsnr, labels, v, alpha * alpha)
         loss.backward()
         if tc["grad_clip"] > 0:  # clip_grad_norm_ with foreach norms (its 1.13 form is per tensor)
             grads = [p.grad for p in params if p.grad is not None]
@@ -499,7 +502,8 @@ def run_time(args):
         t0 = time.perf_counter()
         step(args.warmup + i)
         times.append((time.perf_counter() - t0) * 1e3)
-    print(json.dumps({"name": f"train_step/torch/{dev.type}", "config": args.config, "batch": B,
+    name = "train_step/torch" + ("-bf16" if args.bf16 else "") + f"/{dev.type}"
+    print(json.dumps({"name": name, "config": args.config, "batch": B, "bf16": args.bf16,
                       "threads": args.threads, "steps": args.steps,
                       "ms_per_step": statistics.median(times), "mean_ms": statistics.fmean(times),
                       "min_ms": min(times), "times_ms": times, "torch": torch.__version__,
@@ -522,6 +526,7 @@ def main():
     ap.add_argument("--device", default="cpu", help="cpu or cuda (--time)")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast for the forward and loss (--time)")
     args = ap.parse_args()
     if args.trace:
         return run_trace(args)

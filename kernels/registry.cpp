@@ -70,6 +70,9 @@ nlohmann::json Registry::describe() const {
     j["differentiable"] = d.differentiable();
     j["backends"] = nlohmann::json::array({"cpu"});
     if (d.cuda.forward) j["backends"].push_back("cuda");
+    j["bf16_native"] = nlohmann::json::array();  // the others compute bf16 calls in f32
+    if (d.cpu.bf16) j["bf16_native"].push_back("cpu");
+    if (d.cuda.forward && d.cuda.bf16) j["bf16_native"].push_back("cuda");
     for (auto& i : d.inputs)
       j["inputs"].push_back({{"name", i.name}, {"doc", i.doc}, {"differentiable", i.differentiable},
                              {"optional", i.optional}});
@@ -137,6 +140,62 @@ const Backend& backend_for(const OpDef& def, Device dev) {
   return b;
 }
 
+// ---- the bf16 adapter (the dtype rule in registry.h) ----
+
+bool holds_bf16(const std::vector<Tensor>& v) {
+  for (const Tensor& t : v)
+    if (t.defined() && t.dtype() == DType::BF16) return true;
+  return false;
+}
+
+// What the f32 kernel reads: bf16 tensors widened to f32 (exact), the others as they are.
+std::vector<Tensor> widened(const std::vector<Tensor>& v) {
+  std::vector<Tensor> r;
+  for (const Tensor& t : v)
+    r.push_back(t.defined() && t.dtype() == DType::BF16 ? t.to(DType::F32) : t);
+  return r;
+}
+
+// Where the f32 kernel writes: a new f32 tensor for each bf16 result, the result itself otherwise.
+std::vector<Tensor> f32_buffers(const std::vector<Tensor>& v) {
+  std::vector<Tensor> r;
+  for (const Tensor& t : v)
+    r.push_back(t.defined() && t.dtype() == DType::BF16
+                    ? Tensor::empty(t.shape(), DType::F32, t.device())
+                    : t);
+  return r;
+}
+
+// The f32 results rounded into the bf16 ones.
+void round_into(const std::vector<Tensor>& results, const std::vector<Tensor>& f32) {
+  for (size_t j = 0; j < results.size(); ++j)
+    if (results[j].defined() && results[j].dtype() == DType::BF16) results[j].convert_from(f32[j]);
+}
+
+void call_forward(const Backend& be, const std::vector<Tensor>& in,
+                  const std::vector<Tensor>& out, const Attrs& a) {
+  if (be.bf16 || (!holds_bf16(in) && !holds_bf16(out))) {
+    OpCall call{in, out, a};
+    be.forward(call);
+    return;
+  }
+  // An output aliasing a bf16 input (an in-place update) is read from the widened copy.
+  OpCall call{widened(in), f32_buffers(out), a};
+  be.forward(call);
+  round_into(out, call.out);
+}
+
+void call_backward(const Backend& be, GradCall& call) {
+  if (be.bf16 || (!holds_bf16(call.in) && !holds_bf16(call.out) && !holds_bf16(call.grad_out))) {
+    be.backward(call);
+    return;
+  }
+  GradCall wide{widened(call.in), widened(call.out), widened(call.grad_out),
+                f32_buffers(call.grad_in), call.attrs};
+  be.backward(wide);
+  round_into(call.grad_in, wide.grad_in);
+}
+
 }  // namespace
 
 std::vector<Tensor> run_forward(const std::string& name, const std::vector<Tensor>& in,
@@ -147,10 +206,10 @@ std::vector<Tensor> run_forward(const std::string& name, const std::vector<Tenso
   op_profile::Scope prof(def.name, false, dev == Device::CUDA);
   Attrs a = resolve_attrs(def, attrs);
   std::vector<OutMeta> metas = def.infer(in, a);
-  OpCall call{in, {}, a};
-  for (auto& m : metas) call.out.push_back(Tensor::empty(m.shape, m.dtype, dev));
-  be.forward(call);
-  return std::move(call.out);
+  std::vector<Tensor> out;
+  for (auto& m : metas) out.push_back(Tensor::empty(m.shape, m.dtype, dev));
+  call_forward(be, in, out, a);
+  return out;
 }
 
 void run_forward_into(const std::string& name, const std::vector<Tensor>& in,
@@ -168,8 +227,7 @@ void run_forward_into(const std::string& name, const std::vector<Tensor>& in,
                  out[j].device() == dev,
              name, ": output '", def.outputs[j].name, "' expected ", shape_str(metas[j].shape),
              " ", dtype_name(metas[j].dtype), " on ", device_name(dev), ", got ", out[j].desc());
-  OpCall call{in, out, a};
-  be.forward(call);
+  call_forward(be, in, out, a);
 }
 
 std::vector<Tensor> run_forward_on(Device device, const std::string& name, const Attrs& attrs) {
@@ -210,7 +268,7 @@ std::vector<Tensor> run_backward(const std::string& name, const std::vector<Tens
     bool want = need[i] && in[i].defined() && def.inputs[i].differentiable;
     call.grad_in.push_back(want ? Tensor::empty(in[i].shape(), in[i].dtype(), dev) : Tensor());
   }
-  be.backward(call);
+  call_backward(be, call);
   return std::move(call.grad_in);
 }
 
@@ -229,9 +287,9 @@ void expect_shape(const std::string& op, const std::string& arg, const Tensor& t
 }
 
 void expect_float(const std::string& op, const std::string& arg, const Tensor& t) {
-  SD_CHECK(t.dtype() == DType::F32 || t.dtype() == DType::F64 ||
-               (t.dtype() == DType::BF16 && t.device() == Device::CUDA),
-           op, ": '", arg, "' expected a floating-point tensor (f32, f64 on cpu), got ", t.desc());
+  SD_CHECK(is_float(t.dtype()), op, ": '", arg,
+           "' expected a floating-point tensor (f32, bf16, or f64 for the gradient check), got ",
+           t.desc());
 }
 
 void expect_dtype(const std::string& op, const std::string& arg, const Tensor& t, DType d) {
@@ -243,6 +301,16 @@ void expect_same_dtype(const std::string& op, const std::string& arg, const Tens
   SD_CHECK(t.dtype() == ref.dtype(), op, ": '", arg, "' expected dtype ", dtype_name(ref.dtype()),
            " like the first input, got ", t.desc());
 }
+
+void expect_compatible_dtype(const std::string& op, const std::string& arg, const Tensor& t,
+                             const Tensor& ref) {
+  auto mixable = [](DType d) { return d == DType::F32 || d == DType::BF16; };
+  SD_CHECK(t.dtype() == ref.dtype() || (mixable(t.dtype()) && mixable(ref.dtype())), op, ": '",
+           arg, "' expected dtype ", dtype_name(ref.dtype()), " like the first input, got ",
+           t.desc(), " (f32 and bf16 may mix; f64 only with f64)");
+}
+
+DType statistic_dtype(DType x) { return x == DType::BF16 ? DType::F32 : x; }
 
 void expect_u64_attr(const std::string& op, const Attrs& attrs, const char* name) {
   const auto& v = attrs[name];

@@ -60,9 +60,32 @@ struct GradCall {
 using ForwardFn = std::function<void(OpCall&)>;
 using BackwardFn = std::function<void(GradCall&)>;
 
+// ---- Mixed precision: bf16 tensors ----
+// Every float op takes bf16 tensors on every backend. The dtype rule, for all ops:
+//  - A call's float inputs are all f64, or each f32 or bf16. Which inputs may differ from the
+//    first one is the op's choice, made in infer() with expect_compatible_dtype() (a bias, a norm's
+//    gamma, a conditioning scale/shift: f32 parameters next to bf16 activations) or refused with
+//    expect_same_dtype() (concat, attention's q/k/v).
+//  - Outputs take the dtype of the first input (the activation), except statistics:
+//    statistic_dtype(), f32 for bf16. They are those saved for the backward (attention's
+//    log-sum-exp, the norms' mean and rstd) and the reductions to a loss or a norm (sum, mean,
+//    mse, grad_norm: autocast's f32 ops). Input gradients take their input's dtype; output
+//    gradients their output's.
+//  - A backend either runs the call natively (Backend::bf16: its kernels take the call's tensors
+//    in the dtypes given) or, by default, the registry adapts it: bf16 inputs (and, backward,
+//    outputs and output gradients) are widened to f32, the f32 kernel runs, and every result
+//    whose dtype is bf16 is rounded to it (nearest even). That is "bf16 storage, f32 compute",
+//    the roundings PyTorch's bf16 ops make at op boundaries: GEMM-like products accumulate in f32,
+//    norms and softmax compute their statistics in f32.
+// The CPU backend runs every op through the adapter: it is the reference that defines the bf16
+// results, and without bf16 arithmetic (AVX512-BF16/AMX) a native CPU kernel would widen the same
+// way inside its loops, saving only the conversion pass (memory-bound) around work that is
+// compute-bound where it matters (GEMMs, convolutions, attention). A native CUDA kernel is a
+// drop-in: it sets Backend::bf16 and the registry hands it the bf16 tensors.
 struct Backend {
   ForwardFn forward;
   BackwardFn backward;  // empty for non-differentiable ops
+  bool bf16 = false;    // the kernels take bf16 tensors themselves (see above)
 };
 
 // One random input of a test case. Float inputs are uniform in [lo, hi]; integer inputs
@@ -78,7 +101,6 @@ struct TestCase {
   std::string label;
   std::vector<TestInput> inputs;
   Attrs attrs = Attrs::object();
-  bool bf16 = false;  // bench cases only: float inputs in bf16, CUDA only
 };
 
 struct OpDef {
@@ -92,7 +114,8 @@ struct OpDef {
   std::function<std::vector<OutMeta>(const std::vector<Tensor>&, const Attrs&)> infer;
   Backend cpu, cuda;
   std::vector<TestCase> tests;
-  // Larger shapes for bench/ (the shapes the model and the targets use).
+  // Larger shapes for bench/ (the shapes the model and the targets use); bench/ runs
+  // each in f32 and in bf16 ("bf16 <label>").
   std::vector<TestCase> bench_cases;
   // Floating-point operations of one forward call, for TFLOP/s in benchmarks (matmul, attention,
   // conv); empty for memory-bound ops, which are reported in GB/s of inputs + outputs.
@@ -143,10 +166,17 @@ void expect_defined(const std::string& op, const std::string& arg, const Tensor&
 void expect_ndim(const std::string& op, const std::string& arg, const Tensor& t, int ndim);
 void expect_shape(const std::string& op, const std::string& arg, const Tensor& t,
                   const Shape& shape);
-void expect_float(const std::string& op, const std::string& arg, const Tensor& t);
+void expect_float(const std::string& op, const std::string& arg, const Tensor& t);  // f32, f64, bf16
 void expect_dtype(const std::string& op, const std::string& arg, const Tensor& t, DType d);
+// t has ref's dtype (ref: the op's first input).
 void expect_same_dtype(const std::string& op, const std::string& arg, const Tensor& t,
                        const Tensor& ref);
+// t has ref's dtype, or both are f32 / bf16 (mixed precision, the dtype rule above).
+void expect_compatible_dtype(const std::string& op, const std::string& arg, const Tensor& t,
+                             const Tensor& ref);
+// The dtype of a statistic of `x` (saved for the backward, or a loss or norm): f32 for bf16, else
+// x's dtype.
+DType statistic_dtype(DType x);
 // seed / offset attributes: JSON integers >= 0 (large ones parse as unsigned).
 void expect_u64_attr(const std::string& op, const Attrs& attrs, const char* name);
 void expect_attr(const std::string& op, const std::string& attr, bool ok,

@@ -11,6 +11,11 @@
 
 namespace sd {
 
+DType compute_dtype(const TrainConfig& t, Device device) {
+  if (t.precision == "auto") return device == Device::CUDA ? DType::BF16 : DType::F32;
+  return t.precision == "bf16" ? DType::BF16 : DType::F32;
+}
+
 int ModelConfig::input_resolution() const {
   return downsample == "dwt" ? resolution >> dwt_levels : resolution / patch_size;
 }
@@ -175,6 +180,8 @@ void check_values(const Config& c, const std::string& src) {
   require(t.ckpt_every >= 1, src, "train.ckpt_every", t.ckpt_every, "must be >= 1");
   require(t.dist_check_every >= 0, src, "train.dist_check_every", t.dist_check_every,
           "must be >= 0 (0: never)");
+  require(t.precision == "auto" || t.precision == "f32" || t.precision == "bf16", src,
+          "train.precision", t.precision, "expected \"auto\", \"f32\" or \"bf16\"");
 
   const SampleConfig& s = c.sample;
   require(s.steps >= 1 && s.steps <= 1000000, src, "sample.steps", s.steps, "expected 1..1000000");
@@ -227,7 +234,7 @@ Config Config::from_json(const json& j, const std::string& source) {
   st.get("label_dropout", t.label_dropout); st.get("grad_accum", t.grad_accum);
   st.get("seed", t.seed); st.get("flip", t.flip); st.get("log_every", t.log_every);
   st.get("sample_every", t.sample_every); st.get("ckpt_every", t.ckpt_every);
-  st.get("dist_check_every", t.dist_check_every);
+  st.get("dist_check_every", t.dist_check_every); st.get("precision", t.precision);
   st.finish();
 
   SampleConfig& s = c.sample;
@@ -267,7 +274,8 @@ json Config::to_json() const {
                  {"adam_eps", t.adam_eps}, {"grad_clip", t.grad_clip}, {"ema_decay", t.ema_decay},
                  {"label_dropout", t.label_dropout}, {"grad_accum", t.grad_accum}, {"seed", t.seed},
                  {"flip", t.flip}, {"log_every", t.log_every}, {"sample_every", t.sample_every},
-                 {"ckpt_every", t.ckpt_every}, {"dist_check_every", t.dist_check_every}}},
+                 {"ckpt_every", t.ckpt_every}, {"dist_check_every", t.dist_check_every},
+                 {"precision", t.precision}}},
       {"sample", {{"steps", s.steps}, {"sampler", s.sampler}, {"guidance", s.guidance},
                   {"guidance_min_logsnr", s.guidance_min_logsnr},
                   {"guidance_max_logsnr", s.guidance_max_logsnr}, {"clip_x", s.clip_x}}}};

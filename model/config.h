@@ -8,6 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "runtime/device.h"
+#include "runtime/dtype.h"
+
 namespace sd {
 
 struct ModelConfig {
@@ -72,7 +75,15 @@ struct TrainConfig {
   // Data-parallel runs (mpirun): every this many steps the ranks compare a checksum of their
   // weights and stop, naming the step, if they differ. 0: never.
   int dist_check_every = 100;
+  // "f32", "bf16" (mixed precision: bf16 activations, f32 master weights, optimizer, EMA, loss;
+  // model/uvit.h) or "auto": bf16 on CUDA, f32 on the CPU (where bf16 is computed in f32 and
+  // only adds conversions: for checking a bf16 run without a GPU). Sampling, tracing and the
+  // samples written during training use the same precision on the device they run on.
+  std::string precision = "auto";
 };
+
+// The activations' dtype of a run on `device`: train.precision with "auto" resolved.
+DType compute_dtype(const TrainConfig& t, Device device);
 
 struct SampleConfig {
   int steps = 128;

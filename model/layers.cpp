@@ -86,8 +86,8 @@ Variable TransformerBlock::operator()(const Variable& x, const Variable& cond,
   Variable y = ops::add(x, ctx.dropout(proj(a), dropout));
   auto [s2, b2] = cond2(cond);
   // fc1's bias is added (and its gradient summed) inside bias_gelu: the linear skips both passes.
-  Variable m = ops::bias_gelu(ops::linear(ops::layer_norm_mod(y, ln2.g, ln2.b, s2, b2), fc1.w),
-                              fc1.b);
+  Variable n2 = ops::layer_norm_mod(y, ln2.g, ln2.b, s2, b2);
+  Variable m = ops::bias_gelu(ops::linear(n2, cast_like(fc1.w, n2)), fc1.b);
   return ops::add(y, fc2(ctx.dropout(m, dropout)));
 }
 

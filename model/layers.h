@@ -33,11 +33,21 @@ struct ForwardCtx {
   }
 };
 
+// Mixed precision, the way autocast does it: the parameters stay f32 (the master weights that
+// AdamW, the EMA and checkpoints see), and a product (linear, convolution) whose activation input
+// is bf16 gets its weight cast to bf16 at use; the cast's backward returns the weight's gradient
+// in f32, where it accumulates. Biases and norm gains stay f32: the ops take them next to bf16
+// activations and add them in f32 before the one rounding of the result (kernels/registry.h).
+// `w` in `x`'s dtype:
+inline Variable cast_like(const Variable& w, const Variable& x) {
+  return w.dtype() == x.dtype() ? w : ops::cast(w, x.dtype());
+}
+
 struct Linear {
   Variable w, b;
   Linear() = default;
   Linear(ParamStore& ps, const std::string& name, int in, int out, bool zero_init = false);
-  Variable operator()(const Variable& x) const { return ops::linear(x, w, b); }
+  Variable operator()(const Variable& x) const { return ops::linear(x, cast_like(w, x), b); }
 };
 
 struct Conv2d {
@@ -45,7 +55,9 @@ struct Conv2d {
   int stride = 1, padding = 0;
   Conv2d() = default;
   Conv2d(ParamStore& ps, const std::string& name, int in, int out, int k, bool zero_init = false);
-  Variable operator()(const Variable& x) const { return ops::conv2d(x, w, b, stride, padding); }
+  Variable operator()(const Variable& x) const {
+    return ops::conv2d(x, cast_like(w, x), b, stride, padding);
+  }
 };
 
 struct GroupNorm {

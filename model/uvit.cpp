@@ -2,7 +2,9 @@
 
 namespace sd {
 
-UViT::UViT(const ModelConfig& c, ParamStore& ps) : cfg_(c) {
+UViT::UViT(const ModelConfig& c, ParamStore& ps, DType activations) : cfg_(c), act_(activations) {
+  SD_CHECK(act_ == DType::F32 || act_ == DType::BF16, "UViT: activations in f32 or bf16, got ",
+           dtype_name(act_));
   int cd = c.cond_dim;
   time1 = Linear(ps, "cond.time1", cd, cd);
   time2 = Linear(ps, "cond.time2", cd, cd);
@@ -86,7 +88,8 @@ Variable UViT::operator()(const Variable& z, const Tensor& logsnr, const Tensor&
   Variable cond = conditioning(logsnr, labels);
   ctx.mark("cond", cond);
 
-  Variable h = embed(to_features(z));
+  Variable x = to_features(z);
+  Variable h = embed(act_ == DType::BF16 ? ops::cast(x, act_) : x);
   ctx.mark("embed", h);
   int levels = int(down.size());
   std::vector<Variable> skips;
@@ -121,7 +124,8 @@ Variable UViT::operator()(const Variable& z, const Tensor& logsnr, const Tensor&
       ctx.mark("up." + std::to_string(i) + "." + std::to_string(j), h);
     }
   }
-  Variable out = from_features(out_conv(ops::silu(out_norm(h))));
+  Variable y = out_conv(ops::silu(out_norm(h)));
+  Variable out = from_features(y.dtype() == DType::BF16 ? ops::cast(y, DType::F32) : y);
   ctx.mark("v_hat", out);
   return out;
 }

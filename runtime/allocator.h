@@ -1,10 +1,12 @@
 // Raw memory for Storage. Host memory is 64-byte aligned (AVX-512 lines, and what BLAS likes).
-// Device memory comes from a caching allocator (allocator_cuda.cu) so that a training step in
-// steady state never calls cudaMalloc/cudaFree. A CPU-only build links cuda_stub.cpp instead,
-// whose functions throw a clear "built without CUDA" error.
+// Device memory comes from a caching allocator (runtime/caching_allocator.h, on the device in
+// runtime/cuda_runtime.cu), so that a training step in steady state never calls cudaMalloc or
+// cudaFree. A CPU-only build links cuda_stub.cpp instead, whose functions throw a clear "built
+// without CUDA" error.
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace sd {
 
@@ -28,12 +30,23 @@ void device_synchronize();
 void set_alloc_poison(bool on);
 bool alloc_poison();
 
-// Caching allocator statistics (for benchmarks and the no-malloc-in-steady-state check).
+// The device allocator's statistics (runtime/caching_allocator.h has its policy): for
+// `simdiff info --device cuda`, the training log's last lines and the no-malloc-in-steady-state
+// check. Sizes are bytes; "in use" counts the blocks' size classes, "requested" what their
+// tensors asked for.
 struct DeviceAllocStats {
-  size_t cuda_malloc_calls = 0;
+  size_t allocations = 0;        // requests served, from the cache or not
+  size_t cuda_malloc_calls = 0;  // blocks obtained from the device
+  size_t cuda_free_calls = 0;    // blocks given back to it (trimmed, out of memory, no cache)
   size_t bytes_in_use = 0;
-  size_t bytes_cached = 0;
+  size_t bytes_requested = 0;
+  size_t bytes_cached = 0;       // freed blocks kept for reuse
+  size_t peak_in_use = 0;
+  size_t peak_held = 0;          // the most held from the device at once: in use + cached
 };
 DeviceAllocStats device_alloc_stats();
+// One line for people: peak held and in use, now in use and cached, calls and allocations.
+std::string describe_device_memory(const DeviceAllocStats& s);
+std::string format_bytes(size_t bytes);  // "512 B", "3.25 MiB", "41.2 GiB"
 
 }  // namespace sd

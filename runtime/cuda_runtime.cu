@@ -1,22 +1,18 @@
-// The CUDA side of the runtime: error reporting, the stream, cuBLAS, and a caching allocator.
-//
-// Caching allocator: sizes are rounded up (512 B granularity below 1 MiB, 2 MiB above) and freed
-// blocks go to a free list keyed by rounded size instead of back to cudaFree. After the first
-// training step every request is served from the cache, so the steady state makes no
-// cudaMalloc/cudaFree calls (device_alloc_stats() lets a benchmark verify that). All work runs on
-// one stream, so a block freed by the host can be reused by the next kernel without an event.
-// SIMDIFF_CUDA_NO_CACHE=1 turns the cache off: every tensor is its own exact-size cudaMalloc,
-// freed at once, so a memory checker (compute-sanitizer memcheck, or AddressSanitizer in the
-// emulation build, where this is always on) sees each buffer's true bounds and every use after
-// free.
+// The CUDA side of the runtime: error reporting, the stream, cuBLAS, the float-atomics switch,
+// and the device allocator: runtime/caching_allocator.h's size classes and cache over
+// cudaMalloc/cudaFree. All work runs on one stream, so a block freed by the host can be reused by
+// the next kernel without an event; blocks go back to the device (cudaFree) only after the stream
+// has finished its work. SIMDIFF_CUDA_NO_CACHE=1 turns the cache off: every tensor is its own
+// exact-size cudaMalloc, freed at once, so a memory checker (compute-sanitizer memcheck, or
+// AddressSanitizer in the emulation build, where this is always on) sees each buffer's true
+// bounds and every use after free.
 #include <cstdlib>
-#include <map>
-#include <mutex>
 #include <string>
-#include <unordered_map>
+#include <vector>
 
 #include "kernels/cuda/launch.cuh"
-#include "runtime/allocator.h"
+#include "runtime/caching_allocator.h"
+#include "runtime/cuda_atomics.h"
 #include "runtime/device.h"
 
 namespace sd {
@@ -65,86 +61,56 @@ bool cuda_available() {
 
 namespace {
 
-struct Cache {
-  std::mutex mu;
-  std::multimap<size_t, void*> free_blocks;  // rounded size -> block
-  std::unordered_map<void*, size_t> live;     // block -> rounded size
-  DeviceAllocStats stats;
-};
-Cache& cache() {
-  static Cache* c = new Cache;  // never destroyed: blocks may be freed during static teardown
-  return *c;
-}
-size_t round_size(size_t b) {
-  return b < (1u << 20) ? (b + 511) / 512 * 512 : (b + (2u << 20) - 1) / (2u << 20) * (2u << 20);
+bool env_is_1(const char* name) {
+  const char* v = std::getenv(name);
+  return v && std::string(v) == "1";
 }
 
 bool no_cache() {
 #ifdef SIMDIFF_CUDA_EMULATE
   return true;
 #else
-  static const bool on = [] {
-    const char* v = std::getenv("SIMDIFF_CUDA_NO_CACHE");
-    return v && std::string(v) == "1";
-  }();
+  static const bool on = env_is_1("SIMDIFF_CUDA_NO_CACHE");
   return on;
 #endif
 }
 
+bool& float_atomics_flag() {
+  static bool on = env_is_1("SIMDIFF_CUDA_ATOMICS");
+  return on;
+}
+
+// A failed cudaMalloc leaves its error pending; it is cleared here so that the next launch's
+// check does not report it as its own.
+void* cuda_malloc_or_null(size_t bytes) {
+  void* p = nullptr;
+  cudaError_t e = cudaMalloc(&p, bytes);
+  if (e == cudaSuccess) return p;
+  (void)cudaGetLastError();
+  if (e == cudaErrorMemoryAllocation) return nullptr;
+  cuda::throw_cuda(e, "cudaMalloc", __FILE__, __LINE__);
+}
+
+void cuda_free_all(const std::vector<void*>& blocks) {
+  CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));  // queued kernels may still use them
+  for (void* p : blocks) CUDA_CHECK(cudaFree(p));
+}
+
+CachingAllocator& device_allocator() {
+  // Never destroyed: tensors may be freed during static teardown.
+  static CachingAllocator* a =
+      new CachingAllocator({cuda_malloc_or_null, cuda_free_all}, !no_cache());
+  return *a;
+}
+
 }  // namespace
 
-void* device_alloc(size_t bytes) {
-  Cache& c = cache();
-  size_t r = no_cache() ? bytes : round_size(bytes);
-  std::lock_guard<std::mutex> lock(c.mu);
-  auto it = no_cache() ? c.free_blocks.end() : c.free_blocks.find(r);
-  void* p = nullptr;
-  if (it != c.free_blocks.end()) {
-    p = it->second;
-    c.free_blocks.erase(it);
-    c.stats.bytes_cached -= r;
-  } else {
-    cudaError_t e = cudaMalloc(&p, r);
-    if (e == cudaErrorMemoryAllocation && !c.free_blocks.empty()) {
-      // Out of memory with blocks cached: give the cache back and try once more.
-      (void)cudaGetLastError();
-      CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));
-      for (auto& [sz, blk] : c.free_blocks) CUDA_CHECK(cudaFree(blk));
-      c.free_blocks.clear();
-      c.stats.bytes_cached = 0;
-      e = cudaMalloc(&p, r);
-    }
-    if (e != cudaSuccess)
-      fail("device_alloc: cudaMalloc of ", r, " bytes failed: ", cudaGetErrorString(e));
-    c.stats.cuda_malloc_calls++;
-  }
-  c.live[p] = r;
-  c.stats.bytes_in_use += r;
-  return p;
-}
+bool cuda_float_atomics() { return float_atomics_flag(); }
+void set_cuda_float_atomics(bool on) { float_atomics_flag() = on; }
 
-void device_free(void* p, size_t) {
-  Cache& c = cache();
-  std::lock_guard<std::mutex> lock(c.mu);
-  auto it = c.live.find(p);
-  if (it == c.live.end()) return;
-  if (no_cache()) {
-    CUDA_CHECK(cudaStreamSynchronize(cuda::stream()));  // queued kernels may still use p
-    CUDA_CHECK(cudaFree(p));
-    c.stats.bytes_in_use -= it->second;
-    c.live.erase(it);
-    return;
-  }
-  c.free_blocks.emplace(it->second, p);
-  c.stats.bytes_in_use -= it->second;
-  c.stats.bytes_cached += it->second;
-  c.live.erase(it);
-}
-
-DeviceAllocStats device_alloc_stats() {
-  std::lock_guard<std::mutex> lock(cache().mu);
-  return cache().stats;
-}
+void* device_alloc(size_t bytes) { return device_allocator().allocate(bytes); }
+void device_free(void* p, size_t) { device_allocator().free(p); }
+DeviceAllocStats device_alloc_stats() { return device_allocator().stats(); }
 
 void device_copy(void* dst, const void* src, size_t bytes, CopyKind kind) {
   cudaMemcpyKind k = kind == CopyKind::HostToDevice   ? cudaMemcpyHostToDevice

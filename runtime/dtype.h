@@ -1,5 +1,6 @@
 // Element types. f64 exists for the CPU reference and the double-precision gradient check;
-// bf16 is a storage type for the CUDA backend (converted to f32 for compute); i32 holds labels.
+// bf16 is the storage type of mixed-precision activations on both backends (computed in f32 unless
+// a backend has a native bf16 kernel; the rules are in kernels/registry.h); i32 holds labels.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -42,6 +43,13 @@ inline DType dtype_from_name(const std::string& s) {
 }
 
 inline bool is_float(DType t) { return t != DType::I32; }
+
+// Lowercase names, as configs and op attributes spell them ("f32", "bf16").
+inline std::string dtype_lower(DType t) {
+  std::string s = dtype_name(t);
+  for (char& c : s) c = char(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  return s;
+}
 
 // bf16 <-> f32 on the host, round to nearest even (NaN kept quiet).
 inline uint16_t f32_to_bf16(float f) {

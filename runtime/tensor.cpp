@@ -116,7 +116,7 @@ Tensor Tensor::slice_flat(int64_t off, const Shape& shape) const {
   return t;
 }
 
-void Tensor::copy_from(const Tensor& src) {
+void Tensor::copy_from(const Tensor& src) const {
   SD_CHECK(src.shape_ == shape_ && src.dtype_ == dtype_, "copy_from: destination ", desc(),
            ", source ", src.desc());
   if (nbytes() == 0) return;
@@ -140,10 +140,6 @@ Tensor Tensor::clone() const {
 }
 
 namespace {
-template <class S, class D>
-void convert_host(const S* s, D* d, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) d[i] = D(s[i]);
-}
 double load_host(const Tensor& t, int64_t i) {
   switch (t.dtype()) {
     case DType::F32: return t.data<float>()[i];
@@ -161,20 +157,49 @@ void store_host(const Tensor& t, int64_t i, double v) {
     case DType::I32: t.data<int32_t>()[i] = int32_t(v); break;
   }
 }
+
+// The conversions mixed precision makes at every op boundary (kernels/registry.cpp) get loops
+// the compiler vectorises, split over the threads when large; the rest go element by element.
+constexpr int64_t kParallelConvert = 1 << 16;
+template <class S, class D, class F>
+void convert_host(const S* s, D* d, int64_t n, F f) {
+#pragma omp parallel for simd if (n >= kParallelConvert)
+  for (int64_t i = 0; i < n; ++i) d[i] = f(s[i]);
+}
 }  // namespace
+
+void Tensor::convert_from(const Tensor& src) const {
+  SD_CHECK(src.shape_ == shape_ && src.device_ == device_, "convert_from: destination ", desc(),
+           ", source ", src.desc());
+  int64_t n = numel();
+  if (n == 0) return;
+  if (src.dtype_ == dtype_) {
+    copy_from(src);
+  } else if (device_ == Device::CUDA) {
+    // The device converts f32 <-> bf16 and f32 <-> f64; bf16 <-> f64 goes through f32, as the
+    // host does (bf16 -> f32 is exact; f64 -> bf16 rounds twice, f64 -> f32 -> bf16).
+    if (src.dtype_ != DType::F32 && dtype_ != DType::F32) {
+      convert_from(src.to(DType::F32));
+      return;
+    }
+    device_convert(src.raw(), int(src.dtype_), raw(), int(dtype_), size_t(n));
+  } else if (src.dtype_ == DType::F32 && dtype_ == DType::BF16) {
+    convert_host(src.data<float>(), data<uint16_t>(), n, [](float x) { return f32_to_bf16(x); });
+  } else if (src.dtype_ == DType::BF16 && dtype_ == DType::F32) {
+    convert_host(src.data<uint16_t>(), data<float>(), n, [](uint16_t x) { return bf16_to_f32(x); });
+  } else if (src.dtype_ == DType::F32 && dtype_ == DType::F64) {
+    convert_host(src.data<float>(), data<double>(), n, [](float x) { return double(x); });
+  } else if (src.dtype_ == DType::F64 && dtype_ == DType::F32) {
+    convert_host(src.data<double>(), data<float>(), n, [](double x) { return float(x); });
+  } else {
+    for (int64_t i = 0; i < n; ++i) store_host(*this, i, load_host(src, i));
+  }
+}
 
 Tensor Tensor::to(DType dtype) const {
   if (dtype == dtype_) return *this;
   Tensor t = empty(shape_, dtype, device_);
-  if (device_ == Device::CUDA) {
-    device_convert(raw(), int(dtype_), t.raw(), int(dtype), size_t(numel()));
-    return t;
-  }
-  int64_t n = numel();
-  if (dtype_ == DType::F32 && dtype == DType::F64) convert_host(data<float>(), t.data<double>(), n);
-  else if (dtype_ == DType::F64 && dtype == DType::F32) convert_host(data<double>(), t.data<float>(), n);
-  else
-    for (int64_t i = 0; i < n; ++i) store_host(t, i, load_host(*this, i));
+  t.convert_from(*this);
   return t;
 }
 

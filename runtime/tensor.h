@@ -63,7 +63,10 @@ class Tensor {
   Tensor to(Device device) const;
   Tensor to(DType dtype) const;
   Tensor clone() const;
-  void copy_from(const Tensor& src);  // same shape and dtype, any devices
+  void copy_from(const Tensor& src) const;  // same shape and dtype, any devices
+  // Element-wise conversion from a tensor of the same shape on the same device, any dtypes (to
+  // bf16: round to nearest even, as __float2bfloat16 does). On CUDA through device_convert.
+  void convert_from(const Tensor& src) const;  // a handle: writes the shared storage
   void zero_();
   void fill_(double value);  // CPU and CUDA
 

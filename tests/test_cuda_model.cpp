@@ -43,9 +43,9 @@ double rel_error(const Tensor& got, const Tensor& ref) {
 constexpr double kActivationTol = 2e-3, kGradientTol = 2e-2, kLossTol = 1e-3, kExactTol = 5e-5;
 
 // Traces one step on both devices from the same trained weights and compares every tensor.
-void compare_traces(const TempDir& dir, const std::string& cuda_env, double act_tol,
-                    double grad_tol) {
-  const std::string trace = "trace --config " + kTiny + " --ckpt " + dir / "run/ckpt.safetensors";
+void compare_traces(const TempDir& dir, const std::string& config, const std::string& cuda_env,
+                    double act_tol, double grad_tol) {
+  const std::string trace = "trace --config " + config + " --ckpt " + dir / "run/ckpt.safetensors";
   ASSERT_EQ(run(trace + " --device cpu --out " + dir / "cpu.safetensors"), 0);
   ASSERT_EQ(std::system((cuda_env + " " + SIMDIFF_BINARY + " " + trace + " --device cuda --out " +
                          dir / "cuda.safetensors").c_str()), 0);
@@ -58,19 +58,32 @@ void compare_traces(const TempDir& dir, const std::string& cuda_env, double act_
     ASSERT_EQ(have.shape(), want.shape()) << name;
     bool grad = name.rfind("grad", 0) == 0;
     EXPECT_LE(rel_error(have, want), grad ? grad_tol : act_tol) << name << " " << cuda_env;
-    if (name.rfind("act.", 0) == 0 || name.rfind("grad_param.", 0) == 0)
+    if (name.rfind("act.", 0) == 0 || name.rfind("grad_param.", 0) == 0) {
       EXPECT_GT(rel_error(Tensor::zeros(want.shape(), want.dtype()), want), 0)
           << name << " is zero: comparing it proves nothing";
+    }
   }
+}
+
+// The tiny config in f32 on both devices (train.precision "auto" trains in bf16 on CUDA): the
+// kernels' f32 path against the CPU's, at the tolerances above.
+std::string f32_config(const TempDir& dir) {
+  std::ifstream in(kTiny);
+  nlohmann::json j = nlohmann::json::parse(in);
+  j["train"]["precision"] = "f32";
+  const std::string path = dir / "tiny_f32.json";
+  std::ofstream(path) << j.dump(2);
+  return path;
 }
 
 TEST(CudaModel, TraceMatchesCpu) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device present";
   TempDir dir;
-  ASSERT_EQ(run("train --quiet --device cpu --config " + kTiny + " --steps 4 --out " + dir / "run"), 0);
-  compare_traces(dir, "", kActivationTol, kGradientTol);
+  const std::string config = f32_config(dir);
+  ASSERT_EQ(run("train --quiet --device cpu --config " + config + " --steps 4 --out " + dir / "run"), 0);
+  compare_traces(dir, config, "", kActivationTol, kGradientTol);
 #ifdef SIMDIFF_CUDA_EMULATE
-  compare_traces(dir, "SIMDIFF_EMU_TF32=0", kExactTol, kExactTol);
+  compare_traces(dir, config, "SIMDIFF_EMU_TF32=0", kExactTol, kExactTol);
 #endif
 }
 

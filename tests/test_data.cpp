@@ -486,7 +486,7 @@ TEST(Plot, WritesLinearAndLogCharts) {
   PlotOptions opt;
   opt.log_y = true;
   write_loss_svg(tmp / "log.svg", pts, "loss", opt);
-  write_loss_svg(tmp / "empty.svg", {}, "nothing yet");
+  write_loss_svg(tmp / "empty.svg", std::vector<std::pair<int64_t, double>>{}, "nothing yet");
 
   auto slurp = [](const std::string& p) {
     std::ifstream f(p);

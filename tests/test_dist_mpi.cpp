@@ -29,15 +29,19 @@ const std::string kTiny = std::string(SIMDIFF_SOURCE_DIR) + "/tests/data/tiny.js
   if (std::string(SIMDIFF_MPIEXEC).empty()) GTEST_SKIP() << "this build has no MPI"
 
 // mpirun on this machine only: shared memory between the ranks (no network), ranks free to
-// share the cores, allowed as root (CI containers run as root). `ranks` is "-np N ARGS" or an
-// MPMD list ("-np 1 ARGS : -np 1 ARGS") where BIN stands for the simdiff binary. `timeout_s`
-// turns a hang into a failure (status 137).
+// share the cores, allowed as root (CI containers run as root; Open MPI refuses root without
+// these two variables or --allow-run-as-root). Shared-memory messages are copied through the
+// shared segment rather than read from the peer's memory (cross-memory attach, which container
+// runtimes may forbid: "Read -1, expected ..., errno = 1"). `ranks` is "-np N ARGS" or an MPMD
+// list ("-np 1 ARGS : -np 1 ARGS") where BIN stands for the simdiff binary. `timeout_s` turns a
+// hang into a failure (status 137).
 RunResult mpirun(const std::string& ranks, const std::string& env = "", int timeout_s = 120) {
   std::string r = ranks;
   for (size_t at; (at = r.find("BIN")) != std::string::npos;) r.replace(at, 3, q(SIMDIFF_BINARY));
   return run_shell("exec env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 " + env +
                    " timeout -s KILL " + std::to_string(timeout_s) + " " + q(SIMDIFF_MPIEXEC) +
-                   " --oversubscribe --bind-to none --mca btl self,vader " + r + " 2>&1");
+                   " --oversubscribe --bind-to none --mca btl self,vader"
+                   " --mca btl_vader_single_copy_mechanism none " + r + " 2>&1");
 }
 
 std::string train_args(const std::string& config, const std::string& out) {

@@ -30,7 +30,7 @@ namespace fs = std::filesystem;
 namespace {
 
 const fs::path kRoot = SIMDIFF_SOURCE_DIR;
-const char* const kDocs[] = {"docs/walkthrough.md", "docs/backward.md", "docs/ops.md"};
+const char* const kDocs[] = {"docs/walkthrough.md", "docs/backward.md", "docs/ops.md", "docs/demo.md"};
 
 std::string slurp(const fs::path& p) {
   std::ifstream f(p, std::ios::binary);

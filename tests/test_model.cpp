@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "model/checkpoint.h"
 #include "runtime/safetensors.h"
@@ -237,6 +238,18 @@ TEST(Cli, TrainThenSample) {
   ASSERT_EQ(run("sample --device cpu --ckpt " + ck + " --n 2 --steps 3 --out " + (dir / "g.png").string()), 0);
   EXPECT_TRUE(fs::exists(dir / "g.png"));
   ASSERT_EQ(run("info --ckpt " + ck + " > " + (dir / "info.txt").string()), 0);
+  {  // one row per module, even where a module's parameters are not declared together ("mid")
+    std::ifstream info(dir / "info.txt");
+    std::string line;
+    while (std::getline(info, line) && line != "parameters per module:") {
+    }
+    std::set<std::string> seen;
+    while (std::getline(info, line) && line.rfind("  ", 0) == 0) {
+      std::string module = line.substr(2, line.find(' ', 2) - 2);
+      EXPECT_TRUE(seen.insert(module).second) << "info lists module '" << module << "' twice";
+    }
+    EXPECT_TRUE(seen.count("mid") && seen.count("total")) << seen.size() << " rows";
+  }
   ASSERT_EQ(run("trace --config " + kTiny + " --batch 2 --out " + (dir / "t.safetensors").string()), 0);
   SafeTensors t = load_safetensors((dir / "t.safetensors").string());
   EXPECT_TRUE(t.tensors.count("grad_param.embed.w"));

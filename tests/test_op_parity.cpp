@@ -1,9 +1,10 @@
 // One loop over the registry: every op on CUDA against the CPU reference, on fresh random inputs,
 // with every new buffer poisoned (NaN) so an unwritten element fails the check.
 //   CudaMatchesCpu    forward and backward in f32, every input gradient requested;
-//   Bf16              the same with bf16 tensors for the ops the CUDA backend takes in bf16 (the
-//                     reference: f32 on the CPU from the same bf16-rounded inputs); every other
-//                     op must refuse bf16 with an error that names it;
+//   Bf16              every op with a float input, forward and backward, with every float tensor
+//                     in bf16 (native kernels or the registry's f32 adapter) against an f64 CPU
+//                     reference: within twice one bf16 rounding of the result (4x for a native
+//                     kernel with bf16 intermediates: attention; tests/bf16_rule.h);
 //   GradientSubsets   backward with one input gradient requested at a time;
 //   NoOutputGradient  backward with one output's gradient undefined ("no gradient flows back");
 //   CappedGrids       f32 again with 2 SMs, every grid-stride grid capped at 3 blocks and 1-byte
@@ -14,11 +15,11 @@
 
 #include <cmath>
 #include <optional>
-#include <set>
 
 #include "kernels/op_inputs.h"
 #include "runtime/allocator.h"
 #include "runtime/cuda_limits.h"
+#include "tests/bf16_rule.h"
 
 namespace sd {
 namespace {
@@ -29,12 +30,6 @@ std::vector<std::string> op_names() {
   for (auto* d : Registry::get().all()) v.push_back(d->name);
   return v;
 }
-
-// The ops whose CUDA kernels take bf16 tensors (the others compute in f32 only).
-const std::set<std::string> kCudaBf16Ops = {"attention", "concat", "split", "permute"};
-// bf16 results against the f32 reference on the same rounded inputs: two bf16 ulps of the largest
-// value (outputs are stored in bf16; attention also rounds its probabilities to bf16).
-constexpr double kBf16Tol = 1.0 / 64;
 
 // max |a - b| / max(max |b|, 1e-30); NaN anywhere counts as failure (returns +inf).
 double rel_error(const Tensor& got, const Tensor& ref) {
@@ -49,28 +44,14 @@ double rel_error(const Tensor& got, const Tensor& ref) {
   return num / den;
 }
 
-// Float tensors in `dt` on `dev`; integer and undefined ones as they are.
-std::vector<Tensor> place(const std::vector<Tensor>& v, Device dev, DType dt) {
-  std::vector<Tensor> r;
-  for (const Tensor& t : v)
-    r.push_back(!t.defined() ? Tensor() : (t.dtype() == DType::I32 ? t : t.to(dt)).to(dev));
-  return r;
-}
-
-// The same values once rounded to bf16, back in f32 (on the CPU).
-std::vector<Tensor> bf16_rounded(const std::vector<Tensor>& v) {
-  return place(place(v, Device::CPU, DType::BF16), Device::CPU, DType::F32);
-}
-
 std::vector<Tensor> forward(const OpDef& def, Device dev, const std::vector<Tensor>& in,
                             const Attrs& attrs) {
   return def.inputs.empty() ? run_forward_on(dev, def.name, attrs) : run_forward(def.name, in, attrs);
 }
 
-// What varies between the checks of one op: dtype, which input gradients are requested (empty:
+// What varies between the f32 checks of one op: which input gradients are requested (empty:
 // every differentiable one), which output gradient is left undefined (-1: none).
 struct Variant {
-  DType dtype = DType::F32;
   std::vector<bool> need;
   int no_grad_output = -1;
   std::string what;  // for messages
@@ -78,32 +59,31 @@ struct Variant {
 
 // One test case of one op: forward on both devices, then backward when the op has one.
 void check_case(const OpDef& def, const TestCase& tc, uint64_t seed, const Variant& v) {
-  const double tol = v.dtype == DType::BF16 ? std::max(def.parity_tol, kBf16Tol) : def.parity_tol;
+  const double tol = def.parity_tol;
   const std::string at = def.name + " [" + tc.label + "]" + v.what;
-  std::vector<Tensor> in = make_op_inputs(tc, seed, DType::F32);
-  std::vector<Tensor> in_cpu = v.dtype == DType::BF16 ? bf16_rounded(in) : in;
-  std::vector<Tensor> in_dev = place(in, Device::CUDA, v.dtype);
+  std::vector<Tensor> in_cpu = make_op_inputs(tc, seed, DType::F32);
+  std::vector<Tensor> in_dev = bf16_rule::place(in_cpu, Device::CUDA, DType::F32);
   std::vector<Tensor> ref = forward(def, Device::CPU, in_cpu, tc.attrs), got;
   try {
     got = forward(def, Device::CUDA, in_dev, tc.attrs);
   } catch (const Error& e) {
-    if (v.dtype == DType::BF16) throw;  // Bf16 judges the refusal
     FAIL() << at << ": the cuda forward failed: " << e.what();
   }
   for (size_t j = 0; j < ref.size(); ++j)
     EXPECT_LE(rel_error(got[j], ref[j]), tol) << at << " output '" << def.outputs[j].name << "'";
   if (!def.differentiable()) return;
 
-  std::vector<Tensor> gout;
+  std::vector<Tensor> gout_cpu;
   for (size_t j = 0; j < ref.size(); ++j)
-    gout.push_back(def.outputs[j].differentiable && int(j) != v.no_grad_output
-                       ? random_uniform_tensor(ref[j].shape(), seed + 99, j)
-                       : Tensor());
-  std::vector<Tensor> gout_cpu = v.dtype == DType::BF16 ? bf16_rounded(gout) : gout;
-  std::vector<Tensor> gout_dev = place(gout, Device::CUDA, v.dtype);
+    gout_cpu.push_back(def.outputs[j].differentiable && int(j) != v.no_grad_output
+                           ? random_uniform_tensor(ref[j].shape(), seed + 99, j, ref[j].dtype())
+                           : Tensor());
+  std::vector<Tensor> gout_dev;  // in each output's dtype (cast's f64 output takes an f64 one)
+  for (const Tensor& g : gout_cpu) gout_dev.push_back(g.defined() ? g.to(Device::CUDA) : Tensor());
   std::vector<bool> need = v.need;
   if (need.empty())
-    for (size_t i = 0; i < in.size(); ++i) need.push_back(in[i].defined() && def.inputs[i].differentiable);
+    for (size_t i = 0; i < in_cpu.size(); ++i)
+      need.push_back(in_cpu[i].defined() && def.inputs[i].differentiable);
 
   // A backward must not fail, except that with the only output gradient left out both backends
   // may refuse alike (autograd never asks for that, see autograd/tape.cpp); with one of several
@@ -133,8 +113,9 @@ void check_case(const OpDef& def, const TestCase& tc, uint64_t seed, const Varia
   }
   for (size_t i = 0; i < gref.size(); ++i) {
     ASSERT_EQ(gref[i].defined(), ggot[i].defined()) << at << " gradient of '" << def.inputs[i].name << "'";
-    if (gref[i].defined())
+    if (gref[i].defined()) {
       EXPECT_LE(rel_error(ggot[i], gref[i]), tol) << at << " gradient of '" << def.inputs[i].name << "'";
+    }
   }
 }
 
@@ -166,27 +147,21 @@ TEST_P(OpParity, Bf16) {
   bool float_input = false;
   for (const TestInput& ti : def.tests.at(0).inputs) float_input |= !ti.integer;
   if (!float_input) GTEST_SKIP() << def.name << " has no floating-point input";
+  // The adapter takes every shape; a native kernel may refuse some (attention: a head dim that is
+  // not a multiple of 8) with an error naming the op, but must run at least one case.
+  const bool native = def.cuda.bf16;
   int checked = 0;
   for_each_case(def.name, [&](const OpDef& def, const TestCase& tc, uint64_t seed) {
-    // Every refusal names the op; an op of kCudaBf16Ops may refuse some shapes (attention: a
-    // head dim that is not a multiple of 8) but must run at least one case.
     try {
-      if (kCudaBf16Ops.count(def.name)) {
-        check_case(def, tc, seed, {DType::BF16, {}, -1, " bf16"});
-        ++checked;
-        return;
-      }
-      run_forward(def.name, place(make_op_inputs(tc, seed, DType::F32), Device::CUDA, DType::BF16),
-                  tc.attrs);
-      ADD_FAILURE() << def.name << " [" << tc.label << "] accepted bf16 on cuda: add it to "
-                    << "kCudaBf16Ops so its results are checked";
+      checked += bf16_rule::check_case(def, tc, seed, Device::CUDA, native ? 4 : 2);
     } catch (const Error& e) {
-      EXPECT_EQ(std::string(e.what()).rfind(def.name + ":", 0), 0u)
-          << "the refusal of bf16 should name the op: " << e.what();
+      EXPECT_TRUE(native && std::string(e.what()).rfind(def.name + ":", 0) == 0)
+          << def.name << " [" << tc.label << "] refused bf16 on cuda: " << e.what();
     }
   });
-  if (kCudaBf16Ops.count(def.name) && cuda_available())
+  if (cuda_available()) {
     EXPECT_GT(checked, 0) << def.name << ": no test case runs in bf16";
+  }
 }
 
 TEST_P(OpParity, GradientSubsets) {
@@ -201,7 +176,7 @@ TEST_P(OpParity, GradientSubsets) {
     for (size_t i : grads) {
       std::vector<bool> need(tc.inputs.size(), false);
       need[i] = true;
-      check_case(def, tc, seed, {DType::F32, need, -1, " only d" + def.inputs[i].name});
+      check_case(def, tc, seed, {need, -1, " only d" + def.inputs[i].name});
       ++checked;
     }
   });
@@ -214,7 +189,7 @@ TEST_P(OpParity, NoOutputGradient) {
   for_each_case(def.name, [](const OpDef& def, const TestCase& tc, uint64_t seed) {
     for (size_t j = 0; j < def.outputs.size(); ++j)
       if (def.outputs[j].differentiable)
-        check_case(def, tc, seed, {DType::F32, {}, int(j), " no gradient for " + def.outputs[j].name});
+        check_case(def, tc, seed, {{}, int(j), " no gradient for " + def.outputs[j].name});
   });
 }
 
@@ -222,7 +197,7 @@ TEST_P(OpParity, CappedGrids) {
   CudaLimits saved = cuda_limits();
   cuda_limits() = {2, 3, 1};
   for_each_case(GetParam(), [](const OpDef& def, const TestCase& tc, uint64_t seed) {
-    check_case(def, tc, seed, {DType::F32, {}, -1, " with capped grids"});
+    check_case(def, tc, seed, {{}, -1, " with capped grids"});
   });
   cuda_limits() = saved;
 }
@@ -264,7 +239,9 @@ TEST_P(OpParityInPlace, CudaMatchesCpu) {
           << "' (" << p.why << ")";
     ++cases;
   });
-  if (cuda_available()) EXPECT_GT(cases, 0) << p.op << ": no test case can run in place";
+  if (cuda_available()) {
+    EXPECT_GT(cases, 0) << p.op << ": no test case can run in place";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(

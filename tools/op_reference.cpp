@@ -109,7 +109,8 @@ std::string op_reference_markdown() {
       "below is the OpDefs' own (kernels/cpu/<family>.cpp, where each op's CPU reference and\n"
       "backward live; the backward math is written out in docs/backward.md).\n\n"
       "Conventions: images are NCHW, tokens [B, N, C], attention heads [B, H, N, D]; tensors\n"
-      "are f32 (f64 on the CPU too, for the gradient check; bf16 on CUDA where an op says so).\n"
+      "are f32 or bf16 (mixed precision: the dtype rule in kernels/registry.h), f64 on the CPU\n"
+      "for the gradient check.\n"
       "An attribute without a default must be given. Saved statistics (a norm's mean and rstd,\n"
       "attention's log-sum-exp) are outputs that the backward reads; no gradient flows into them.\n\n";
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <iterator>
 #include <sstream>
 
 #include "runtime/error.h"
@@ -11,8 +12,16 @@
 namespace sd {
 namespace {
 
-const char* const kRawStyle = "stroke=\"#9ecae1\" stroke-width=\"1\"";
-const char* const kEmaStyle = "stroke=\"#08519c\" stroke-width=\"2\"";
+// Per series: the raw line (light, thin) and its EMA (dark, bold) in one hue.
+struct Style {
+  const char* raw;
+  const char* ema;
+};
+const Style kStyles[] = {
+    {"stroke=\"#9ecae1\" stroke-width=\"1\"", "stroke=\"#08519c\" stroke-width=\"2\""},
+    {"stroke=\"#fdae6b\" stroke-width=\"1\"", "stroke=\"#a63603\" stroke-width=\"2\""},
+    {"stroke=\"#a1d99b\" stroke-width=\"1\"", "stroke=\"#006d2c\" stroke-width=\"2\""},
+    {"stroke=\"#bcbddc\" stroke-width=\"1\"", "stroke=\"#54278f\" stroke-width=\"2\""}};
 
 struct Pt {
   double x, y;  // y already on the plotted scale (log10 for a log axis)
@@ -86,16 +95,28 @@ std::vector<Pt> ema(const std::vector<Pt>& pts, double a) {
 
 void write_loss_svg(const std::string& path, const std::vector<std::pair<int64_t, double>>& points,
                     const std::string& title, const PlotOptions& opt) {
+  write_loss_svg(path, std::vector<Series>{{"", points}}, title, opt);
+}
+
+void write_loss_svg(const std::string& path, const std::vector<Series>& series,
+                    const std::string& title, const PlotOptions& opt) {
   SD_CHECK(opt.width >= 200 && opt.height >= 150, "write_loss_svg '", path,
            "': chart must be at least 200x150, got ", opt.width, "x", opt.height);
   SD_CHECK(opt.smoothing >= 0 && opt.smoothing < 1, "write_loss_svg '", path,
            "': smoothing must be in [0, 1), got ", opt.smoothing);
+  SD_CHECK(!series.empty() && series.size() <= std::size(kStyles), "write_loss_svg '", path,
+           "': 1 to ", std::size(kStyles), " series, got ", series.size());
 
-  std::vector<Pt> pts;
-  for (const auto& [x, y] : points)
-    if (std::isfinite(y) && (!opt.log_y || y > 0))
-      pts.push_back({double(x), opt.log_y ? std::log10(y) : y});
-  std::stable_sort(pts.begin(), pts.end(), [](const Pt& a, const Pt& b) { return a.x < b.x; });
+  std::vector<std::vector<Pt>> lines;
+  bool any = false;
+  for (const Series& s : series) {
+    std::vector<Pt>& pts = lines.emplace_back();
+    for (const auto& [x, y] : s.points)
+      if (std::isfinite(y) && (!opt.log_y || y > 0))
+        pts.push_back({double(x), opt.log_y ? std::log10(y) : y});
+    std::stable_sort(pts.begin(), pts.end(), [](const Pt& a, const Pt& b) { return a.x < b.x; });
+    any |= !pts.empty();
+  }
 
   const double left = 72, right = 24, top = 44, bottom = 52;
   const double W = opt.width, H = opt.height, pw = W - left - right, ph = H - top - bottom;
@@ -106,15 +127,18 @@ void write_loss_svg(const std::string& path, const std::vector<std::pair<int64_t
       << "<text x=\"" << W / 2 << "\" y=\"26\" text-anchor=\"middle\" font-size=\"16\">"
       << xml_escape(title) << "</text>\n";
 
-  if (pts.empty()) {
+  if (!any) {
     svg << "<text x=\"" << W / 2 << "\" y=\"" << H / 2
         << "\" text-anchor=\"middle\" fill=\"#888\">no data</text>\n";
   } else {
-    double x0 = pts.front().x, x1 = pts.back().x, y0 = pts[0].y, y1 = pts[0].y;
-    for (const Pt& p : pts) {
-      y0 = std::min(y0, p.y);
-      y1 = std::max(y1, p.y);
-    }
+    double x0 = HUGE_VAL, x1 = -HUGE_VAL, y0 = HUGE_VAL, y1 = -HUGE_VAL;
+    for (const auto& pts : lines)
+      for (const Pt& p : pts) {
+        x0 = std::min(x0, p.x);
+        x1 = std::max(x1, p.x);
+        y0 = std::min(y0, p.y);
+        y1 = std::max(y1, p.y);
+      }
     if (x1 == x0) {  // a single step: give the axis some width
       x0 -= 1;
       x1 += 1;
@@ -156,16 +180,32 @@ void write_loss_svg(const std::string& path, const std::vector<std::pair<int64_t
       for (const Pt& p : line) svg << num(sx(p.x)) << ',' << num(sy(p.y)) << ' ';
       svg << "\"/>\n";
     };
-    polyline(pts, kRawStyle);
-    if (opt.smoothing > 0) {
-      polyline(ema(pts, opt.smoothing), kEmaStyle);
-      // Legend, top right inside the frame.
-      double lx = left + pw - 120, ly = top + 16;
-      svg << "<g fill=\"#333\">\n<line x1=\"" << lx << "\" y1=\"" << ly << "\" x2=\"" << lx + 20
-          << "\" y2=\"" << ly << "\" " << kRawStyle << "/>\n<text x=\"" << lx + 26 << "\" y=\""
-          << ly + 4 << "\">raw</text>\n<line x1=\"" << lx << "\" y1=\"" << ly + 18 << "\" x2=\""
-          << lx + 20 << "\" y2=\"" << ly + 18 << "\" " << kEmaStyle << "/>\n<text x=\"" << lx + 26
-          << "\" y=\"" << ly + 22 << "\">EMA " << num(opt.smoothing) << "</text>\n</g>\n";
+    // Every raw line first, then the EMAs over them.
+    for (size_t k = 0; k < lines.size(); ++k) polyline(lines[k], kStyles[k].raw);
+    if (opt.smoothing > 0)
+      for (size_t k = 0; k < lines.size(); ++k) polyline(ema(lines[k], opt.smoothing), kStyles[k].ema);
+
+    // Legend, top right inside the frame: "raw" and "EMA a" for one series, else the names.
+    std::vector<std::pair<std::string, const char*>> legend;
+    if (series.size() == 1) {
+      if (opt.smoothing > 0)
+        legend = {{"raw", kStyles[0].raw}, {"EMA " + num(opt.smoothing), kStyles[0].ema}};
+    } else {
+      for (size_t k = 0; k < series.size(); ++k)
+        legend.push_back({series[k].name, opt.smoothing > 0 ? kStyles[k].ema : kStyles[k].raw});
+    }
+    if (!legend.empty()) {
+      size_t longest = 0;
+      for (const auto& e : legend) longest = std::max(longest, e.first.size());
+      double lx = left + pw - 40 - 7.0 * double(longest), ly = top + 16;
+      svg << "<g fill=\"#333\">\n";
+      for (const auto& [text, style] : legend) {
+        svg << "<line x1=\"" << lx << "\" y1=\"" << ly << "\" x2=\"" << lx + 20 << "\" y2=\"" << ly
+            << "\" " << style << "/>\n<text x=\"" << lx + 26 << "\" y=\"" << ly + 4 << "\">"
+            << xml_escape(text) << "</text>\n";
+        ly += 18;
+      }
+      svg << "</g>\n";
     }
   }
   svg << "</svg>\n";

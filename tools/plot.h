@@ -22,4 +22,13 @@ struct PlotOptions {
 void write_loss_svg(const std::string& path, const std::vector<std::pair<int64_t, double>>& points,
                     const std::string& title, const PlotOptions& options = {});
 
+// Several named series on one chart (a comparison: bf16 vs f32 training), each in its own
+// colour (at most 4), the legend naming them.
+struct Series {
+  std::string name;
+  std::vector<std::pair<int64_t, double>> points;
+};
+void write_loss_svg(const std::string& path, const std::vector<Series>& series,
+                    const std::string& title, const PlotOptions& options = {});
+
 }  // namespace sd

@@ -20,7 +20,8 @@ Device pick_device(const std::string& name) {
 
 ModelSession::ModelSession(const Config& c, Device device, uint64_t init_seed, bool training)
     : cfg(c) {
-  model = std::make_unique<UViT>(cfg.model, ps);  // declares the parameters; allocates nothing
+  // Declares the parameters, allocates nothing; activations in train.precision (model/uvit.h).
+  model = std::make_unique<UViT>(cfg.model, ps, compute_dtype(cfg.train, device));
   const int arenas = training ? 5 : 2;
   const double gib = double(1 << 30);
   double need = double(ps.count()) * sizeof(float) * arenas / gib;

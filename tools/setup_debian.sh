@@ -3,11 +3,13 @@
 # The CUDA toolkit is optional: without nvcc the build is CPU-only.
 # clang, its OpenMP runtime (libomp-dev) and llvm (llvm-symbolizer) build and run the emulated
 # CUDA backend that tools/test.sh tests: clang's -fsanitize-coverage=trace-loads feeds its
-# shared-memory race detector, and the symboliser puts kernel names and lines into its reports.
+# shared-memory race detector, and the symboliser puts kernel names and lines into its reports;
+# libclang-rt-14-dev holds clang's AddressSanitizer and libFuzzer runtimes (emulation, fuzz/).
 # Open MPI (openmpi-bin, libopenmpi-dev) runs data-parallel training across processes (mpirun).
 set -euo pipefail
 pkgs=(build-essential cmake libgtest-dev libgmock-dev libbenchmark-dev nlohmann-json3-dev
-      libopenblas-dev libstb-dev zlib1g-dev clang libomp-dev llvm openmpi-bin libopenmpi-dev)
+      libopenblas-dev libstb-dev zlib1g-dev clang libclang-rt-14-dev libomp-dev llvm
+      openmpi-bin libopenmpi-dev)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -eq 0 ]; then

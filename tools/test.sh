@@ -4,8 +4,10 @@
 #     suite; CUDA tests skip themselves, with a reason, when no GPU is present;
 #  2. the emulated CUDA backend (SIMDIFF_CUDA=EMULATE: the same kernels, run on the CPU under the
 #     emulator's checks and AddressSanitizer, built with clang) and the CUDA test set
-#     (tests/cuda_tests.txt): every kernel executes on every run, GPU or not.
-# A failing test does not stop the script before the second part; the exit status reports it.
+#     (tests/cuda_tests.txt): every kernel executes on every run, GPU or not;
+#  3. the libFuzzer targets (fuzz/run.sh: config parser, safetensors and checkpoint readers, under
+#     ASan/UBSan), FUZZ_SECONDS each (default 60) from the seed corpus in fuzz/corpus.
+# A failing part does not stop the script before the next one; the exit status reports it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build}
@@ -27,4 +29,6 @@ cmake --build "$emu" -j "$jobs" --target simdiff simdiff_tests
 phase "the emulation build"
 ctest --test-dir "$emu" --output-on-failure -j "$jobs" || failed=1
 phase "the CUDA test set under emulation"
+FUZZ_BUILD_DIR="$build-fuzz" FUZZ_SECONDS=${FUZZ_SECONDS:-60} JOBS="$jobs" ./fuzz/run.sh || failed=1
+phase "fuzzing"
 exit "$failed"

@@ -10,6 +10,7 @@
 
 #include "kernels/op_profile.h"
 #include "model/checkpoint.h"
+#include "runtime/allocator.h"
 #include "runtime/fault.h"
 #include "runtime/json_text.h"
 #include "tools/data/loader.h"
@@ -361,6 +362,8 @@ TrainSummary train(const TrainOptions& opt) {
                  opt.overlap ? " during the backward" : " after the backward",
                  1e3 * c.waited_s / c.steps, 1e3 * c.span_s / c.steps);
   if (opt.profile) std::fputs(op_profile::report(sum.seconds * 1e3).c_str(), stderr);
+  if (dev == Device::CUDA && opt.progress)  // the caching allocator's peak and cache size
+    std::fprintf(stderr, "simdiff train: %s\n", describe_device_memory(device_alloc_stats()).c_str());
   return sum;
 }
 

@@ -42,7 +42,7 @@ ConvDims conv_dims(const std::vector<Tensor>& in, const Attrs& at) {
   expect_attr("conv2d", "padding", d.p >= 0, "an integer >= 0", at["padding"]);
   expect_float("conv2d", "x", x);
   expect_float("conv2d", "w", w);
-  expect_same_dtype("conv2d", "w", w, x);
+  expect_compatible_dtype("conv2d", "w", w, x);
   expect_ndim("conv2d", "x", x, 4);
   expect_ndim("conv2d", "w", w, 4);
   d.B = x.dim(0), d.C = x.dim(1), d.H = x.dim(2), d.W = x.dim(3);
@@ -52,7 +52,7 @@ ConvDims conv_dims(const std::vector<Tensor>& in, const Attrs& at) {
   SD_CHECK(w.dim(3) == d.k && d.k >= 1, "conv2d: 'w' expected a square kernel [O, C, k, k], got ",
            w.desc());
   if (b.defined()) {
-    expect_same_dtype("conv2d", "b", b, x);
+    expect_compatible_dtype("conv2d", "b", b, x);
     expect_shape("conv2d", "b", b, {d.O});
   }
   SD_CHECK(d.H + 2 * d.p >= d.k && d.W + 2 * d.p >= d.k, "conv2d: kernel ", d.k, "x", d.k,
@@ -355,8 +355,8 @@ void register_conv_ops(Registry& r) {
                 {"k2 s2 patches", {{{3, 3, 6, 4}}, {{5, 3, 2, 2}}, {{5}}}, sp(2, 0)},
                 {"k5 s1 p2", {{{1, 2, 5, 6}}, {{3, 2, 5, 5}}, {{3}}}, sp(1, 2)}};
   // The model's convolutions (configs/demo.json at batch 32: embed, the 16x16 and 8x8 levels, the
-  // up path's concatenated inputs, the output, the 1x1 skips), larger U-ViT levels, and two shapes
-  // the model does not use (stride 2, 1x1 at C256).
+  // up path's concatenated inputs, the output, the 1x1 skips; the embed at resolution 64), larger
+  // U-ViT levels, and two shapes the model does not use (stride 2, 1x1 at C256).
   auto cc = [&](std::string label, int64_t B, int64_t C, int64_t O, int64_t H, int s, int k = 3) {
     return TestCase{label, {{{B, C, H, H}}, {{O, C, k, k}}, {{O}}}, sp(s, k / 2)};
   };
@@ -370,6 +370,7 @@ void register_conv_ops(Registry& r) {
                       cc("demo 1x1 B32 C32->64 8x8", 32, 32, 64, 8, 1, 1),
                       cc("demo 1x1 B32 C128->64 8x8", 32, 128, 64, 8, 1, 1),
                       cc("demo 1x1 B32 C96->32 16x16", 32, 96, 32, 16, 1, 1),
+                      cc("demo 3x3 B32 C12->32 32x32", 32, 12, 32, 32, 1),  // embed at 64x64
                       cc("3x3 B32 C128 32x32", 32, 128, 128, 32, 1),
                       cc("3x3 B32 C64 64x64", 32, 64, 64, 64, 1),
                       cc("3x3 s2 B32 C128 32x32", 32, 128, 256, 32, 2),

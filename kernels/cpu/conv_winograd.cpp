@@ -20,10 +20,18 @@
 // Cp = C rounded up to the vector width): the borders are the padding and the rounding of H and
 // W up to whole tiles, so the transforms never test bounds. Its tiles then run in blocks that fit
 // in L2: transform the block's inputs to V[36][tiles][Cp], 36 register-blocked products with the
-// transformed weights U[36][Cp][Op], transform back and write the outputs in NCHW. Scratch is
-// per thread and per group, never a copy of the whole batch, and kept between calls: about 2 MiB
-// per thread at most for the model's shapes (the weight gradient's per-thread partial sums are
-// the largest part).
+// transformed weights U[36][Cp][Op], transform back and write the outputs in NCHW.
+//
+// Memory: scratch is per thread and per group, never a copy of the batch: 1-3.3 MiB per call at
+// the model's shapes (the weight gradient's is the largest: a second thread's partial sums in
+// the 6x6 domain, 1.1 MiB at C128->64, besides the 6x6-domain result dU). It is allocated per
+// call and freed on return. Kept between calls (as it was first), it sat on top of the training
+// step's peak (heaptrack: the peak falls inside the backward of the up path's C128->64
+// convolution) and raised the step's peak resident memory by 2-3 MiB at batch 32; freed, the heap
+// hands the same pages to the next tensors, with no page faults once a step has run. Smaller
+// scratch (one padded image at a time, or no weight-gradient partials: weight_grad_tiles)
+// lowered the live-heap peak by another 0.6 MiB but measured 1-3 MiB more peak resident memory
+// at batch 32 (the glibc heap's fragmentation over the steps decides the rest): not kept.
 //
 // Error: the transforms scale rounding errors by their constants (up to 5 in B, 8 in A, 1/24 in
 // G) before the channel sums: in f32 the result is 1e-6 to 1.2e-5 of the largest output away
@@ -105,20 +113,6 @@ struct Buffer {
   }
   T* get() const { return p.get(); }
 };
-
-// Scratch for the per-thread buffers of one call (the calling thread's), kept between calls and
-// grown to the largest request: ~2 MiB per OpenMP thread for the model's shapes, allocated once
-// instead of twice per convolution of every step.
-template <class T>
-T* scratch(int64_t n) {
-  thread_local Buffer<T> buf(0);
-  thread_local int64_t size = 0;
-  if (n > size) {
-    buf = Buffer<T>(n);
-    size = n;
-  }
-  return buf.get();
-}
 
 // ---- the 1-D transforms (each 2-D transform is one pass down the columns, one along the rows) --
 
@@ -260,7 +254,9 @@ struct Geometry {
 // ---- 16 x 16 float transposes (AVX-512) for the NCHW <-> tile layout changes ----
 #ifdef __AVX512F__
 // GCC 12 warns inside its own intrinsics headers (_mm_undefined_ps as the masked-off source).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 // r[i] = row i of a 16 x 16 block -> r[k] = column k. Unpacks of 32- then 64-bit pairs within
 // 128-bit lanes leave s[4i + k] lane j = rows 4i..4i+3 of column 4j + k; two rounds of lane
 // shuffles gather the four row groups of each column.
@@ -506,7 +502,8 @@ void conv_tiles(const T* x, int64_t Cin, int64_t Cinp, const T* U, const T* bias
   int nt = int(std::min<int64_t>(omp_get_max_threads(), pl.groups));
   int64_t nxt = pl.imgs * g.Hp * g.Wp * Cinp, nv = 36 * NT * Cinp, nm = 36 * NT * Coutp;
   int64_t per_thread = nxt + nv + nm + 16 * Coutp;
-  T* work = scratch<T>(nt * per_thread);
+  Buffer<T> scratch(nt * per_thread);
+  T* work = scratch.get();
 #pragma omp parallel num_threads(nt)
   {
     T* xt = work + omp_get_thread_num() * per_thread;
@@ -537,7 +534,10 @@ void conv_tiles(const T* x, int64_t Cin, int64_t Cinp, const T* U, const T* bias
 
 // dU[36][Op][Cp] = sum over tiles of Z[p]^T V[p], Z = A dY A^T from g, V = B^T d B from x. One
 // partial per thread, added in thread order (deterministic for a given thread count, as the
-// reference's per-thread weight-gradient partials).
+// reference's per-thread weight-gradient partials). (Splitting the channels of the wider side
+// between threads instead, each owning its part of dU, drops the 6x6-domain partial and lowered
+// the step's live-heap peak by 0.6 MiB, but measured 1-2 MiB more peak resident memory at batch
+// 32 and 5-10% slower at C32 16x16: not kept.)
 template <class T>
 void weight_grad_tiles(const T* x, int64_t C, int64_t Cp, const T* g, int64_t O, int64_t Op,
                        const Geometry& geo, T* dU) {
@@ -548,7 +548,8 @@ void weight_grad_tiles(const T* x, int64_t C, int64_t Cp, const T* g, int64_t O,
   int64_t nu = 36 * Op * Cp, img = geo.Hp * geo.Wp;
   int64_t nxt = pl.imgs * img * Cp, ngt = pl.imgs * img * Op, nv = 36 * NT * Cp, nz = 36 * NT * Op;
   int64_t per_thread = nxt + ngt + nv + nz;
-  T* work = scratch<T>(nt * per_thread + (nt - 1) * nu);
+  Buffer<T> scratch(nt * per_thread + (nt - 1) * nu);
+  T* work = scratch.get();
 #pragma omp parallel num_threads(nt)
   {
     int tn = omp_get_thread_num();

@@ -22,7 +22,7 @@ constexpr int64_t kParallelMin = 1 << 17;
 std::vector<OutMeta> infer_binary(const std::string& op, const std::vector<Tensor>& in) {
   expect_float(op, "a", in[0]);
   expect_float(op, "b", in[1]);
-  expect_same_dtype(op, "b", in[1], in[0]);
+  expect_compatible_dtype(op, "b", in[1], in[0]);
   return {{broadcast_shape(make_broadcast(op, in[0].shape(), in[1].shape())), in[0].dtype()}};
 }
 

@@ -39,13 +39,13 @@ template <class T> T act_grad(T u, bool silu) {
 template <class T> T gelu_cdf(T x) { return T(0.5) * (T(1) + cpu::verf(x * T(M_SQRT1_2))); }
 template <class T> T gelu_pdf(T x) { return cpu::vexp(T(-0.5) * x * x) * T(0.3989422804014327); }
 
-// silu a JSON boolean; scale and shift [B, C] of x's dtype.
+// silu a JSON boolean; scale and shift [B, C] of x's dtype (f32 and bf16 may mix).
 void expect_mod(const std::string& op, const std::vector<Tensor>& in, const Attrs& a, int64_t B,
                 int64_t C) {
   expect_attr(op, "silu", a["silu"].is_boolean(), "true or false", a["silu"]);
   for (int k = 3; k <= 4; ++k) {
     const char* name = k == 3 ? "scale" : "shift";
-    expect_same_dtype(op, name, in[k], in[0]);
+    expect_compatible_dtype(op, name, in[k], in[0]);
     expect_shape(op, name, in[k], {B, C});
   }
 }
@@ -399,7 +399,7 @@ void register_fused_ops(Registry& r) {
     expect_float(op, "x", x);
     SD_CHECK(x.ndim() >= 1 && x.numel() > 0, op,
              ": 'x' expected at least 1 dimension and one element, got ", x.desc());
-    expect_same_dtype(op, "b", in[1], x);
+    expect_compatible_dtype(op, "b", in[1], x);
     expect_shape(op, "b", in[1], {x.dim(-1)});
     return std::vector<OutMeta>{{x.shape(), x.dtype()}};
   };

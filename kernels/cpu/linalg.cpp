@@ -55,7 +55,7 @@ std::vector<OutMeta> infer_matmul(const std::vector<Tensor>& in, const Attrs& at
     expect_attr("matmul", f, at[f].is_boolean(), "true or false", at[f]);
   expect_float("matmul", "a", in[0]);
   expect_float("matmul", "b", in[1]);
-  expect_same_dtype("matmul", "b", in[1], in[0]);
+  expect_compatible_dtype("matmul", "b", in[1], in[0]);
   MatmulDims d = matmul_dims(in[0], in[1], attr_flag(at, "trans_a"), attr_flag(at, "trans_b"));
   Shape s = in[0].shape();
   s[s.size() - 2] = d.M;
@@ -117,13 +117,13 @@ std::vector<OutMeta> infer_linear(const std::vector<Tensor>& in, const Attrs&) {
   const Tensor &x = in[0], &w = in[1], &b = in[2];
   expect_float("linear", "x", x);
   expect_float("linear", "w", w);
-  expect_same_dtype("linear", "w", w, x);
+  expect_compatible_dtype("linear", "w", w, x);
   SD_CHECK(x.ndim() >= 1, "linear: 'x' expected at least 1 dimension, got ", x.desc());
   expect_ndim("linear", "w", w, 2);
   SD_CHECK(w.dim(1) == x.dim(-1), "linear: 'w' expected [out, ", x.dim(-1),
            "] to match the last dimension of x ", x.desc(), ", got ", w.desc());
   if (b.defined()) {
-    expect_same_dtype("linear", "b", b, x);
+    expect_compatible_dtype("linear", "b", b, x);
     expect_shape("linear", "b", b, {w.dim(0)});
   }
   Shape s = x.shape();

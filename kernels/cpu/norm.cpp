@@ -26,13 +26,13 @@ double attr_eps(const std::string& op, const Attrs& a) {
   return a["eps"];
 }
 
-// x floating point and non-empty; gamma and beta [C] of the same dtype.
+// x floating point and non-empty; gamma and beta [C] of its dtype (f32 and bf16 may mix).
 void expect_affine(const std::string& op, const std::vector<Tensor>& in, int64_t C) {
   expect_float(op, "x", in[0]);
   SD_CHECK(in[0].numel() > 0, op, ": 'x' expected at least one element, got ", in[0].desc());
   for (int k = 1; k <= 2; ++k) {
     const char* name = k == 1 ? "gamma" : "beta";
-    expect_same_dtype(op, name, in[k], in[0]);
+    expect_compatible_dtype(op, name, in[k], in[0]);
     expect_shape(op, name, in[k], {C});
   }
 }
@@ -263,8 +263,8 @@ std::vector<OutMeta> infer_layer_norm(const std::string& op, const std::vector<T
   SD_CHECK(in[0].ndim() >= 1, op, ": 'x' expected at least 1 dimension, got ", in[0].desc());
   expect_affine(op, in, in[0].dim(-1));
   int64_t rows = in[0].numel() / in[0].dim(-1);
-  DType dt = in[0].dtype();
-  return {{in[0].shape(), dt}, {{rows}, dt}, {{rows}, dt}};
+  DType dt = in[0].dtype(), st = statistic_dtype(dt);
+  return {{in[0].shape(), dt}, {{rows}, st}, {{rows}, st}};
 }
 
 std::vector<OutMeta> infer_group_norm(const std::string& op, const std::vector<Tensor>& in,
@@ -279,7 +279,8 @@ std::vector<OutMeta> infer_group_norm(const std::string& op, const std::vector<T
   SD_CHECK(C % G == 0, op, ": channels C = ", C, " are not divisible by groups = ", G, " (x ",
            x.desc(), ")");
   expect_affine(op, in, C);
-  return {{x.shape(), x.dtype()}, {{x.dim(0), G}, x.dtype()}, {{x.dim(0), G}, x.dtype()}};
+  DType st = statistic_dtype(x.dtype());
+  return {{x.shape(), x.dtype()}, {{x.dim(0), G}, st}, {{x.dim(0), G}, st}};
 }
 
 bool zero_if_no_grad(GradCall& c) {
@@ -409,7 +410,7 @@ void register_norm_ops(Registry& r) {
     ScaleShiftDims d = scale_shift_dims(x, a);
     for (int k = 1; k <= 2; ++k) {
       const char* name = k == 1 ? "scale" : "shift";
-      expect_same_dtype(op, name, in[k], x);
+      expect_compatible_dtype(op, name, in[k], x);
       expect_shape(op, name, in[k], {d.B, d.C});
     }
     return std::vector<OutMeta>{{x.shape(), x.dtype()}};

@@ -181,10 +181,10 @@ void register_optim_ops(Registry& r) {
              .doc = "global L2 norm sqrt(sum g^2) of a flat gradient arena, as a scalar [], "
                     "accumulated in double. PyTorch: the value clip_grad_norm_ returns.",
              .inputs = {{"g", "gradients (flat arena, any shape)", false}},
-             .outputs = {{"norm", "scalar []", false}}};
+             .outputs = {{"norm", "scalar []; f32 for bf16 gradients", false}}};
   norm.infer = [](const std::vector<Tensor>& in, const Attrs&) -> std::vector<OutMeta> {
     expect_float("grad_norm", "g", in[0]);
-    return {{{}, in[0].dtype()}};
+    return {{{}, statistic_dtype(in[0].dtype())}};
   };
   norm.cpu.forward = [](OpCall& c) {
     cpu::dispatch_float("grad_norm", c.in[0].dtype(),

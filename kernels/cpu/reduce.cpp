@@ -63,11 +63,11 @@ void total_backward(GradCall& c, bool mean) {
 
 OpDef total_def(const std::string& name, const std::string& doc, bool mean) {
   OpDef d{.name = name, .doc = doc, .inputs = {{"x", "any shape, non-empty"}},
-          .outputs = {{"y", "shape [] (one element)"}}};
+          .outputs = {{"y", "shape [] (one element); f32 for a bf16 x"}}};
   d.infer = [name](const std::vector<Tensor>& in, const Attrs&) {
     expect_float(name, "x", in[0]);
     SD_CHECK(in[0].numel() > 0, name, ": 'x' must have at least one element, got ", in[0].desc());
-    return std::vector<OutMeta>{{Shape{}, in[0].dtype()}};
+    return std::vector<OutMeta>{{Shape{}, statistic_dtype(in[0].dtype())}};  // bf16 x: an f32 total
   };
   d.cpu.forward = [mean](OpCall& c) { total_forward(c, mean); };
   d.cpu.backward = [mean](GradCall& c) { total_backward(c, mean); };
@@ -92,14 +92,14 @@ void register_reduce_ops(Registry& r) {
                    "F.mse_loss(a, b, reduction='none').flatten(1).mean(1); F.mse_loss's default "
                    "reduction returns one scalar instead.",
             .inputs = {{"a", "[B, ...]"}, {"b", "same shape as a"}},
-            .outputs = {{"y", "[B]"}}};
+            .outputs = {{"y", "[B]; f32 for bf16 inputs (the loss)"}}};
   mse.infer = [](const std::vector<Tensor>& in, const Attrs&) {
     expect_float("mse", "a", in[0]);
-    expect_same_dtype("mse", "b", in[1], in[0]);
+    expect_compatible_dtype("mse", "b", in[1], in[0]);
     SD_CHECK(in[0].ndim() >= 1 && in[0].numel() > 0,
              "mse: 'a' expected a non-empty tensor [B, ...], got ", in[0].desc());
     expect_shape("mse", "b", in[1], in[0].shape());
-    return std::vector<OutMeta>{{{in[0].shape()[0]}, in[0].dtype()}};
+    return std::vector<OutMeta>{{{in[0].shape()[0]}, statistic_dtype(in[0].dtype())}};  // the loss: f32
   };
   mse.cpu.forward = [](OpCall& c) {
     cpu::dispatch_float("mse", c.in[0].dtype(), [&](auto t) {

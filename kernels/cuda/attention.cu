@@ -19,15 +19,10 @@
 //   write P as bf16, rescale the O accumulator fragments by exp2(m_old - m_new) (a fragment's
 //   row of each element is read back once from a loaded row-index matrix, since the wmma layout
 //   is opaque) and accumulate P V. out is bf16, lse f32.
-// bf16 backward: converts to f32 and runs the f32 kernels above (exact on the bf16 values; the
-//   gradients are rounded to bf16 at the end).
-#include <mma.h>
+// bf16 backward: tensor cores too, in kernels/cuda/attention_bf16_bwd.cu.
+#include "kernels/cuda/attention.cuh"
 
-#include <cmath>
-
-#include "kernels/cuda/launch.cuh"
-
-namespace sd {
+namespace sd::attn {
 namespace {
 
 constexpr int kDpt = 16;      // f32 kernels: dims per lane
@@ -35,7 +30,6 @@ constexpr int kRowsF = 64;    // f32 forward / dQ: query rows per block
 constexpr int kKeysF = 32;    // f32 forward / dQ: keys per shared-memory tile
 constexpr int kKeysB = 64;    // f32 dK/dV: keys per block
 constexpr int kRowsB = 32;    // f32 dK/dV: query rows per shared-memory tile
-constexpr unsigned kFull = 0xffffffffu;
 
 // Dim of element e (0..15) of lane `ld` (0..TPR-1): chunks of 4 dims, chunk c of lane ld at
 // (c * TPR + ld) * 4. Covers 0..16*TPR-1 once.
@@ -161,20 +155,7 @@ attn_fwd_f32(const float* __restrict__ q, const float* __restrict__ k, const flo
   }
 }
 
-// ---- f32 backward (1): dvec[r] = sum_d dO[r, d] O[r, d], one warp per row ----
-__global__ void attn_bwd_rowdot(const float* __restrict__ o, const float* __restrict__ g,
-                                float* __restrict__ dvec, int64_t rows, int D) {
-  const int lane = threadIdx.x % 32;
-  const int64_t nwarps = int64_t(gridDim.x) * blockDim.x / 32;
-  for (int64_t r = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32; r < rows; r += nwarps) {
-    float s = 0.f;
-    for (int d = lane; d < D; d += 32) s = fmaf(o[r * D + d], g[r * D + d], s);
-#pragma unroll
-    for (int off = 16; off > 0; off >>= 1) s += __shfl_xor_sync(kFull, s, off);
-    if (lane == 0) dvec[r] = s;
-  }
-}
-
+// ---- f32 backward (1): dvec[r] = sum_d dO[r, d] O[r, d]: attn_bwd_rowdot<float> (attention.cuh)
 // ---- f32 backward (2): dK, dV. grid (ceil(N/64), B*H), block 64 * TPR; dk or dv may be null ----
 template <int DP>
 __global__ void __launch_bounds__(kKeysB * (DP / kDpt))
@@ -252,8 +233,6 @@ attn_bwd_dq_f32(const float* __restrict__ q, const float* __restrict__ k,
 }
 
 // ---- bf16 forward (wmma): grid (ceil(N/64), B*H), block 128 = 4 warps x 16 query rows ----
-namespace wmma = nvcuda::wmma;
-using bf16 = __nv_bfloat16;
 constexpr int kWarpsH = 4, kRowsH = 16 * kWarpsH, kKeysH = 64;
 
 // Dynamic shared-memory layout; leading dimensions are padded (+8 bf16 / +4 f32) against bank
@@ -276,19 +255,6 @@ struct SmemH {
                 (16 * LDO * 4) % 32 == 0);
   static_assert(size_t(kWarpsH) * 16 * LDO * 4 <= 2 * size_t(kKeysH) * LDB * 2);
 };
-
-// rows [r0, r0 + ROWS) of an [N, D] bf16 matrix into a zero-padded [ROWS][LD] tile, 16 bytes
-// per load (D % 8 == 0 and 16-byte aligned bases are checked by the launcher).
-template <int DP, int ROWS, int LD>
-__device__ __forceinline__ void load_tile_bf16(const bf16* src, bf16* dst, int r0, int N, int D) {
-  constexpr int CH = DP / 8;
-  for (int i = threadIdx.x; i < ROWS * CH; i += blockDim.x) {
-    int r = i / CH, c = (i % CH) * 8;
-    uint4 val = make_uint4(0u, 0u, 0u, 0u);
-    if (r0 + r < N && c < D) val = *reinterpret_cast<const uint4*>(src + size_t(r0 + r) * D + c);
-    *reinterpret_cast<uint4*>(dst + r * LD + c) = val;
-  }
-}
 
 template <int DP>
 __global__ void __launch_bounds__(kWarpsH * 32)
@@ -409,33 +375,8 @@ attn_fwd_bf16(const bf16* __restrict__ q, const bf16* __restrict__ k, const bf16
 }
 
 // ---- launchers ----
-float attention_scale(const Attrs& a, int64_t D) {
-  double s = a["scale"];
-  return float(s == 0 ? 1.0 / std::sqrt(double(D)) : s);
-}
-
-// D padded to the kernel width; the f32 kernels keep 16 dims per lane, up to 8 lanes per row.
-int padded_dim(const Tensor& q) {
-  int64_t D = q.dim(3);
-  SD_CHECK(D <= 128, "attention: the cuda kernels support head dim D <= 128, got head dim D = ", D,
-           " ('q' ", q.desc(), ")");
-  return D <= 32 ? 32 : D <= 64 ? 64 : 128;
-}
-
-struct Dims {
-  int64_t BH;
-  int N, D, DP;
-  dim3 grid;  // (64-row or 64-key blocks, heads)
-};
-
-Dims dims_of(const Tensor& q) {
-  int64_t BH = q.dim(0) * q.dim(1), N = q.dim(2);
-  SD_CHECK(BH <= 65535 && N <= (int64_t(1) << 30), "attention: the cuda kernels take B*H <= 65535 "
-           "and N <= 2^30, got 'q' ", q.desc());
-  static_assert(kRowsF == kKeysB && kRowsF == kRowsH, "one grid for every kernel");
-  return {BH, int(N), int(q.dim(3)), padded_dim(q),
-          dim3(unsigned((N + kRowsF - 1) / kRowsF), unsigned(BH))};
-}
+// Dims::grid serves every kernel; the f32 kernels keep 16 dims of D padded to DP per lane.
+static_assert(kRowsF == kBlockRows && kKeysB == kBlockRows && kRowsH == kBlockRows);
 
 template <int DP>
 void fwd_f32(const Dims& d, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
@@ -448,11 +389,7 @@ template <int DP>
 void fwd_bf16(const Dims& d, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
               const Tensor& lse, float s) {
   constexpr size_t bytes = SmemH<DP>::bytes;
-  static const bool configured = [] {  // opt in to more than 48 KiB of dynamic shared memory
-    CUDA_CHECK(cudaFuncSetAttribute(attn_fwd_bf16<DP>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                    int(bytes)));
-    return true;
-  }();
+  static const bool configured = (allow_dynamic_smem(attn_fwd_bf16<DP>, bytes), true);
   (void)configured;
   auto p = [](const Tensor& t) { return static_cast<const bf16*>(t.raw()); };
   SD_LAUNCH(attn_fwd_bf16<DP>, d.grid, kWarpsH * 32, bytes, cuda::stream(), p(q), p(k), p(v),
@@ -472,11 +409,7 @@ void forward_cuda(OpCall& c) {
   }
   SD_CHECK(q.dtype() == DType::BF16,
            "attention: the cuda backend computes in f32 or bf16, got 'q' ", q.desc());
-  SD_CHECK(d.D % 8 == 0, "attention: bf16 on cuda needs head dim D a multiple of 8 and <= 128, got "
-           "head dim D = ", d.D, " ('q' ", q.desc(), ")");
-  for (const Tensor* t : {&q, &k, &v})
-    SD_CHECK(reinterpret_cast<uintptr_t>(t->raw()) % 16 == 0,
-             "attention: bf16 inputs must start 16-byte aligned, got a view at ", t->raw());
+  check_bf16(d, q, {&q, &k, &v});
   if (d.DP == 32) fwd_bf16<32>(d, q, k, v, c.out[0], c.out[1], s);
   else if (d.DP == 64) fwd_bf16<64>(d, q, k, v, c.out[0], c.out[1], s);
   else fwd_bf16<128>(d, q, k, v, c.out[0], c.out[1], s);
@@ -501,10 +434,7 @@ void bwd_f32_kernels(const Dims& d, const float* q, const float* k, const float*
 void backward_f32(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
                   const Tensor& lse, const Tensor& g, float* dq, float* dk, float* dv, float s) {
   Dims d = dims_of(q);
-  Tensor dvec = Tensor::empty({d.BH * d.N}, DType::F32, Device::CUDA);
-  int64_t rows = d.BH * d.N;
-  SD_LAUNCH(attn_bwd_rowdot, cuda::grid_for(rows * 32, 256), 256, 0, cuda::stream(),
-            o.data<float>(), g.data<float>(), dvec.data<float>(), rows, d.D);
+  Tensor dvec = attention_rowdot<float>(d, o.data<float>(), g.data<float>());
   const float *pq = q.data<float>(), *pk = k.data<float>(), *pv = v.data<float>();
   const float *pg = g.data<float>(), *pl = lse.data<float>(), *pd = dvec.data<float>();
   if (d.DP == 32) bwd_f32_kernels<32>(d, pq, pk, pv, pg, pl, pd, dq, dk, dv, s);
@@ -528,27 +458,27 @@ void backward_cuda(GradCall& c) {
                  p(c.grad_in[1]), p(c.grad_in[2]), s);
     return;
   }
-  // bf16: the f32 kernels on the widened values, gradients rounded back to bf16.
   SD_CHECK(c.in[0].dtype() == DType::BF16,
            "attention: the cuda backend computes in f32 or bf16, got 'q' ", c.in[0].desc());
-  auto f32 = [](const Tensor& t) { return t.to(DType::F32); };
-  Tensor g32[3];
-  float* ptr[3] = {nullptr, nullptr, nullptr};
-  for (int i = 0; i < 3; ++i)
-    if (c.grad_in[i].defined()) {
-      g32[i] = Tensor::empty(c.grad_in[i].shape(), DType::F32, Device::CUDA);
-      ptr[i] = g32[i].data<float>();
-    }
-  backward_f32(f32(c.in[0]), f32(c.in[1]), f32(c.in[2]), f32(c.out[0]), c.out[1],
-               f32(c.grad_out[0]), ptr[0], ptr[1], ptr[2], s);
-  for (int i = 0; i < 3; ++i)
-    if (ptr[i]) c.grad_in[i].copy_from(g32[i].to(DType::BF16));
+  Dims d = dims_of(c.in[0]);
+  Tensor* grads[3];
+  std::vector<const Tensor*> all{&c.in[0], &c.in[1], &c.in[2], &c.out[0], &c.grad_out[0]};
+  for (int i = 0; i < 3; ++i) {
+    grads[i] = c.grad_in[i].defined() ? &c.grad_in[i] : nullptr;
+    if (grads[i]) all.push_back(grads[i]);
+  }
+  for (const Tensor* t : all) check_bf16(d, c.in[0], {t});
+  backward_bf16(d, c.in[0], c.in[1], c.in[2], c.out[0], c.out[1], c.grad_out[0], grads[0],
+                grads[1], grads[2], s);
 }
 
 }  // namespace
+}  // namespace sd::attn
+
+namespace sd {
 
 void register_attention_cuda(Registry& r) {
-  r.mutable_at("attention").cuda = {forward_cuda, backward_cuda};
+  r.mutable_at("attention").cuda = {attn::forward_cuda, attn::backward_cuda, /*bf16=*/true};
 }
 
 }  // namespace sd

@@ -11,11 +11,13 @@
 //     adds the batches in a fixed order. Pass 2: dx over the group (the second read of x and g
 //     mostly hits L2). No atomics.
 //   layer_norm_mod fwd: one warp per token row, the row cached in shared memory (C <= 3072).
-//   layer_norm_mod bwd: block (chunk, b) whose 8 warps walk token rows of batch b; a warp computes
-//     dx of its row and adds gu * xh and gu into the block's 2C accumulators (shared-memory atomics
-//     contended only by the block's warps, or the block's slice of the partial buffer when 2C
-//     floats do not fit). A finishing kernel per (b, c) adds the chunks in order: dscale, dshift,
-//     and (1 + scale) P, Q, whose column sums over b are dgamma, dbeta. One read of x and g.
+//   layer_norm_mod bwd: block (chunk, b) takes groups of 8 token rows of batch b; one warp per
+//     row computes dx, then each thread adds the group's rows, in order, into the P = sum gu * xh
+//     and Q = sum gu accumulators of the columns it owns (shared memory, or the block's slice of
+//     the partial buffer when 2C floats do not fit). A finishing kernel per (b, c) adds the chunks
+//     in order: dscale, dshift, and (1 + scale) P, Q, whose column sums over b are dgamma, dbeta.
+//     Traffic: read x and g once from DRAM (the dx pass and the accumulation re-read the group's
+//     rows from L1/L2), write dx once, 2C floats per block. No atomics.
 //   bias_gelu fwd: flat elementwise, read x once, write y once. bwd: block (32 channels x 8 rows)
 //     over a range of rows writes dx once and reduces its db partial in shared memory; column_sum
 //     adds the row ranges in a fixed order.
@@ -215,13 +217,17 @@ __global__ void __launch_bounds__(kLnWarps * 32)
   }
 }
 
-// Block (blockIdx.x = chunk, blockIdx.y = b): warps take rows n = chunk*8 + warp, stepping by
-// gridDim.x * 8. dx = rs * (dxh - mean(dxh) - xh * mean(dxh * xh)), dxh = gu * (1 + scale) *
-// gamma. `acc` (2C floats: P then Q partials) is shared memory, or this block's slice of `part`
-// [B, chunks, 2C] when 2C floats do not fit; `part` null: no affine or conditioning gradient is
-// wanted; `dx` null: dx is not wanted. kSharedAcc is a template flag so the atomics compile for a
-// known address space.
-template <bool kSilu, bool kSharedAcc>
+// Block (blockIdx.x = chunk, blockIdx.y = b) takes groups of kLnBwdWarps token rows of batch b
+// (group k starts at row (chunk + k * gridDim.x) * kLnBwdWarps). dx = rs * (dxh - mean(dxh) -
+// xh * mean(dxh * xh)), dxh = gu * (1 + scale) * gamma. Phase 1, one warp per row of the group:
+// the row's two sums, then dx (`dx` null: not wanted, phase 1 is skipped). Phase 2 (`part` null:
+// no affine or conditioning gradient is wanted): thread t owns columns t, t + blockDim.x, ... and
+// adds the group's rows in order to its P = sum gu * xh and Q = sum gu accumulators, so the
+// partials are the same on every run. `acc` (2C floats: P then Q) is shared memory (kSharedAcc),
+// else the block's slice of `part` [B, chunks, 2C], which receives the result. kAtomics
+// (SIMDIFF_CUDA_ATOMICS=1) instead adds each row into `acc` in phase 1 with atomics, the block's
+// warps in whatever order they run.
+template <bool kSilu, bool kSharedAcc, bool kAtomics>
 __global__ void __launch_bounds__(kLnBwdWarps * 32)
     layer_norm_mod_bwd(const float* __restrict__ x, const float* __restrict__ gamma,
                        const float* __restrict__ beta, const float* __restrict__ sc,
@@ -239,31 +245,51 @@ __global__ void __launch_bounds__(kLnBwdWarps * 32)
     for (int i = threadIdx.x; i < 2 * C; i += blockDim.x) acc[i] = 0.f;
     __syncthreads();
   }
+  const bool atomics = kAtomics && want_acc;
   const float *scb = sc + b * C, *shb = sh + b * C;
   float inv_c = 1.f / float(C);
-  for (int64_t nn = int64_t(blockIdx.x) * kLnBwdWarps + warp; nn < N;
-       nn += int64_t(gridDim.x) * kLnBwdWarps) {
-    int64_t r = b * N + nn;
-    const float *xr = x + r * C, *gr = g + r * C;
-    float m = mean[r], rs = rstd[r], s1 = 0.f, s2 = 0.f;
-    for (int i = lane; i < C; i += 32) {
-      float xh = (xr[i] - m) * rs, k = 1.f + scb[i], gu = gr[i];
-      if constexpr (kSilu) gu *= act_grad<true>((xh * gamma[i] + beta[i]) * k + shb[i]);
-      float dxh = gu * k * gamma[i];
-      s1 += dxh;
-      s2 += dxh * xh;
-      if (want_acc) {
-        atomicAdd(acc + i, gu * xh);
-        atomicAdd(acc + C + i, gu);
+  for (int64_t n0 = int64_t(blockIdx.x) * kLnBwdWarps; n0 < N;
+       n0 += int64_t(gridDim.x) * kLnBwdWarps) {
+    const int64_t nn = n0 + warp, n1 = n0 + kLnBwdWarps < N ? n0 + kLnBwdWarps : N;
+    // ---- phase 1: this warp's row
+    if (nn < N && (dx || atomics)) {
+      int64_t r = b * N + nn;
+      const float *xr = x + r * C, *gr = g + r * C;
+      float m = mean[r], rs = rstd[r], s1 = 0.f, s2 = 0.f;
+      for (int i = lane; i < C; i += 32) {
+        float xh = (xr[i] - m) * rs, k = 1.f + scb[i], gu = gr[i];
+        if constexpr (kSilu) gu *= act_grad<true>((xh * gamma[i] + beta[i]) * k + shb[i]);
+        float dxh = gu * k * gamma[i];
+        s1 += dxh;
+        s2 += dxh * xh;
+        if (atomics) {
+          atomicAdd(acc + i, gu * xh);
+          atomicAdd(acc + C + i, gu);
+        }
       }
+      s1 = warp_sum(s1) * inv_c;
+      s2 = warp_sum(s2) * inv_c;
+      if (dx)
+        for (int i = lane; i < C; i += 32) {
+          float xh = (xr[i] - m) * rs, k = 1.f + scb[i], gu = gr[i];
+          if constexpr (kSilu) gu *= act_grad<true>((xh * gamma[i] + beta[i]) * k + shb[i]);
+          dx[r * C + i] = rs * (gu * k * gamma[i] - s1 - xh * s2);
+        }
     }
-    s1 = warp_sum(s1) * inv_c;
-    s2 = warp_sum(s2) * inv_c;
-    if (!dx) continue;
-    for (int i = lane; i < C; i += 32) {
-      float xh = (xr[i] - m) * rs, k = 1.f + scb[i], gu = gr[i];
-      if constexpr (kSilu) gu *= act_grad<true>((xh * gamma[i] + beta[i]) * k + shb[i]);
-      dx[r * C + i] = rs * (gu * k * gamma[i] - s1 - xh * s2);
+    // ---- phase 2: the group's rows, in order, into this thread's columns
+    if constexpr (!kAtomics) {  // the atomic variant added its rows in phase 1
+      if (!want_acc) continue;
+      for (int i = threadIdx.x; i < C; i += blockDim.x) {
+        float gm = gamma[i], bt = beta[i], k = 1.f + scb[i], t = shb[i], p = 0.f, q = 0.f;
+        for (int64_t rr = b * N + n0; rr < b * N + n1; ++rr) {
+          float xh = (x[rr * C + i] - mean[rr]) * rstd[rr], gu = g[rr * C + i];
+          if constexpr (kSilu) gu *= act_grad<true>((xh * gm + bt) * k + t);
+          p += gu * xh;
+          q += gu;
+        }
+        acc[i] += p;
+        acc[C + i] += q;
+      }
     }
   }
   if (kSharedAcc && want_acc) {
@@ -321,17 +347,20 @@ void layer_norm_mod_backward(GradCall& c) {
   bool want_acc = false;
   for (int k = 1; k <= 4; ++k) want_acc = want_acc || c.grad_in[k].defined();
   // Token chunks per batch: about two blocks per SM in all, at least one row per warp.
-  int64_t chunks = std::clamp<int64_t>((2 * int64_t(sm_count()) + B - 1) / B, 1,
-                                       (N + kLnBwdWarps - 1) / kLnBwdWarps);
+  int64_t chunks = capped_grid(std::min<int64_t>((2 * int64_t(sm_count()) + B - 1) / B,
+                                                 (N + kLnBwdWarps - 1) / kLnBwdWarps),
+                               65535);
   bool shared_acc = C <= kLnAccMax;
   Tensor part;
   if (want_acc) part = Tensor::empty({B, chunks, 2 * int64_t(C)}, DType::F32, Device::CUDA);
   size_t smem = want_acc && shared_acc ? size_t(2) * C * sizeof(float) : 0;
-  bool silu = c.attrs["silu"];
-  auto kernel = silu ? (shared_acc ? layer_norm_mod_bwd<true, true>
-                                   : layer_norm_mod_bwd<true, false>)
-                     : (shared_acc ? layer_norm_mod_bwd<false, true>
-                                   : layer_norm_mod_bwd<false, false>);
+  using Kernel = decltype(&layer_norm_mod_bwd<true, true, true>);
+  static const Kernel kernels[2][2][2] = {
+      {{layer_norm_mod_bwd<false, false, false>, layer_norm_mod_bwd<false, false, true>},
+       {layer_norm_mod_bwd<false, true, false>, layer_norm_mod_bwd<false, true, true>}},
+      {{layer_norm_mod_bwd<true, false, false>, layer_norm_mod_bwd<true, false, true>},
+       {layer_norm_mod_bwd<true, true, false>, layer_norm_mod_bwd<true, true, true>}}};
+  Kernel kernel = kernels[bool(c.attrs["silu"])][shared_acc][float_atomics()];
   SD_LAUNCH(kernel, dim3(unsigned(chunks), unsigned(B)), kLnBwdWarps * 32, smem, cuda::stream(),
             x.data<float>(), c.in[1].data<float>(), c.in[2].data<float>(), c.in[3].data<float>(),
             c.in[4].data<float>(), c.out[1].data<float>(), c.out[2].data<float>(),

@@ -3,12 +3,14 @@
 // in the emulation build (SIMDIFF_CUDA=EMULATE) the host runs the kernel at once, checking CUDA's
 // rules as it goes (runtime/cuda_emu/). Either way a failure throws an error naming the kernel
 // and the launch site. Dynamic shared memory is declared with SD_DYNAMIC_SHARED for the same
-// reason (`extern __shared__` has no host equivalent).
+// reason (`extern __shared__` has no host equivalent). A test's KernelLog (kernels/cuda/kernel_log.h)
+// hears of every launch.
 #pragma once
 #include <string>
 #include <utility>
 
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kernel_log.h"
 
 namespace sd::cuda {
 
@@ -19,10 +21,12 @@ template <class... P, class... A>
 void launch(const char* kernel, const char* file, int line, void (*fn)(P...), dim3 grid,
             dim3 block, size_t smem, cudaStream_t stream, A&&... args) {
 #ifdef SIMDIFF_CUDA_EMULATE
-  std::string err = sd_emu::launch({kernel, file, line, reinterpret_cast<const void*>(fn)}, fn,
-                                   grid, block, smem, stream, std::forward<A>(args)...);
+  const sd_emu::KernelSite site{kernel, file, line, reinterpret_cast<const void*>(fn)};
+  if (KernelLog::listening()) KernelLog::record(sd_emu::kernel_name(site));
+  std::string err = sd_emu::launch(site, fn, grid, block, smem, stream, std::forward<A>(args)...);
   if (!err.empty()) throw_launch(kernel, file, line, err);
 #else
+  if (KernelLog::listening()) KernelLog::record(kernel);
   fn<<<grid, block, smem, stream>>>(std::forward<A>(args)...);
   // Catches a bad configuration at once; execution errors surface at the next synchronising
   // call, which is checked too.

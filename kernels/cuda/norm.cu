@@ -3,18 +3,22 @@
 //     cache (C <= 3072), the mean, centred variance and output passes then read the cache; larger
 //     rows re-read global memory (L1/L2 hits). float4 loads when C % 4 == 0. Traffic: read x,
 //     write y (+ 8 bytes of statistics per row).
-//   layer_norm bwd: one warp per row computes dx (reads g and x twice: the second read hits L1)
-//     and adds g*xh and g into per-block dgamma/dbeta accumulators (shared-memory atomics, only
-//     the block's warps contend); each block writes its partial sums and column_sum adds the
-//     blocks in a fixed order. No global atomics, no second pass over x.
+//   layer_norm bwd: a block takes groups of 8 rows; one warp per row computes dx (reads g and x
+//     twice: the second read hits L1), then each thread adds the group's rows, in order, into
+//     the dgamma/dbeta accumulators of the columns it owns (a third read of the 8 rows, from
+//     L1/L2). Each block writes its 2C partial sums and column_sum adds the blocks in a fixed
+//     order. Traffic: read x and g once from DRAM, write dx once, plus 2C floats per block
+//     (about 4 blocks per SM) written and read back. No atomics: bit-identical on every run.
 //   group_norm: one block per (b, g) whose C/G * S values are contiguous; block reductions;
 //     cached in shared memory when the group has <= 8192 values. The backward takes per-channel
-//     sums (one warp per channel), which give dgamma/dbeta partials per batch and the group sums
-//     of the dx formula, then a flat dx pass.
+//     sums (one warp per channel), which give dgamma/dbeta partials per batch (column_sum adds
+//     the batches in order: no atomics) and the group sums of the dx formula, then a flat dx
+//     pass.
 //   scale_shift: elementwise forward (float4 when the contiguous axis allows it); backward nchw
 //     is one warp per (b, c) row, nlc a (32 channels x 8 token) tile per block over a range of
-//     tokens, split further (atomicAdd into zeroed dscale/dshift) when B * C/32 blocks are too
-//     few to fill the GPU.
+//     tokens, split further when B * C/32 blocks are too few to fill the GPU: each split writes
+//     its sums (2 floats per (b, c)) and column_sum adds the splits in order. Traffic: read g
+//     and x once, write dx once.
 #include <climits>
 #include <cstdint>
 
@@ -27,25 +31,6 @@ namespace {
 bool aligned16(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0; }
 
 using namespace cuda;
-
-// out[j] = sum_r part[r * width + col0 + j], j < ncols, rows summed in a fixed order. Block
-// (32, 8): threadIdx.x walks columns (coalesced), threadIdx.y strides rows, then shared memory
-// adds the 8 row-partials.
-__global__ void column_sum(const float* __restrict__ part, int64_t nrows, int64_t width,
-                           int64_t col0, int64_t ncols, float* __restrict__ out) {
-  __shared__ float red[8][33];
-  int64_t j = int64_t(blockIdx.x) * 32 + threadIdx.x;
-  float s = 0.f;
-  if (j < ncols)
-    for (int64_t r = threadIdx.y; r < nrows; r += 8) s += part[r * width + col0 + j];
-  red[threadIdx.y][threadIdx.x] = s;
-  __syncthreads();
-  if (threadIdx.y == 0 && j < ncols) {
-    float t = 0.f;
-    for (int k = 0; k < 8; ++k) t += red[k][threadIdx.x];
-    out[j] = t;
-  }
-}
 
 // ---------------------------------------------------------------- layer_norm
 
@@ -102,11 +87,18 @@ __global__ void __launch_bounds__(kLnWarps * 32)
   }
 }
 
-// dx = rs * (dxh - mean(dxh) - xh * mean(dxh * xh)), dxh = g * gamma. `acc` (2C floats: dgamma
-// then dbeta partials) is shared memory, or this block's slice of `part` when 2C floats do not
-// fit; `part` null means neither dgamma nor dbeta is wanted; `dx` null means dx is not wanted.
-// kSharedAcc is a template flag so the atomics compile for a known address space.
-template <bool kVec, bool kSharedAcc>
+// dx = rs * (dxh - mean(dxh) - xh * mean(dxh * xh)), dxh = g * gamma; dgamma = sum_r g * xh,
+// dbeta = sum_r g. The block takes groups of kLnBwdWarps rows (group k starts at row
+// (blockIdx.x + k * gridDim.x) * kLnBwdWarps). Phase 1, one warp per row of the group: the row's
+// two sums, then dx (`dx` null: not wanted, phase 1 is skipped). Phase 2 (`part` null: neither
+// dgamma nor dbeta is wanted): thread t owns columns t, t + blockDim.x, ... and adds the group's
+// rows to its dgamma/dbeta accumulators in row order, so the block's partials, and after
+// column_sum over the blocks the gradients, are the same on every run. Phase 2 re-reads the rows
+// phase 1 has just read (L1/L2 hits). `acc` (2C floats: dgamma then dbeta) is shared memory
+// (kSharedAcc), else the block's slice of `part` [blocks, 2C], which receives the result.
+// kAtomics (SIMDIFF_CUDA_ATOMICS=1) instead adds each row into `acc` in phase 1 with atomics,
+// the block's warps in whatever order they run; phase 1 then runs even without dx.
+template <bool kVec, bool kSharedAcc, bool kAtomics>
 __global__ void __launch_bounds__(kLnBwdWarps * 32)
     layer_norm_bwd(const float* __restrict__ x, const float* __restrict__ gamma,
                    const float* __restrict__ mean, const float* __restrict__ rstd,
@@ -121,56 +113,90 @@ __global__ void __launch_bounds__(kLnBwdWarps * 32)
     for (int i = threadIdx.x; i < 2 * C; i += blockDim.x) acc[i] = 0.f;
     __syncthreads();
   }
+  const bool atomics = kAtomics && want_acc;
   float inv_c = 1.f / float(C);
-  for (int64_t r = int64_t(blockIdx.x) * kLnBwdWarps + warp; r < rows;
-       r += int64_t(gridDim.x) * kLnBwdWarps) {
-    const float *xr = x + r * C, *gr = g + r * C;
-    float m = mean[r], rs = rstd[r], s1 = 0.f, s2 = 0.f;
-    if constexpr (kVec) {
-      for (int i = lane; i < C / 4; i += 32) {
-        float4 xv = reinterpret_cast<const float4*>(xr)[i],
-               gv = reinterpret_cast<const float4*>(gr)[i],
-               gm = reinterpret_cast<const float4*>(gamma)[i];
-        float xh[4] = {(xv.x - m) * rs, (xv.y - m) * rs, (xv.z - m) * rs, (xv.w - m) * rs};
-        float gg[4] = {gv.x, gv.y, gv.z, gv.w}, ga[4] = {gm.x, gm.y, gm.z, gm.w};
+  for (int64_t r0 = int64_t(blockIdx.x) * kLnBwdWarps; r0 < rows;
+       r0 += int64_t(gridDim.x) * kLnBwdWarps) {
+    const int64_t r = r0 + warp, r1 = r0 + kLnBwdWarps < rows ? r0 + kLnBwdWarps : rows;
+    // ---- phase 1: this warp's row
+    if (r < rows && (dx || atomics)) {
+      const float *xr = x + r * C, *gr = g + r * C;
+      float m = mean[r], rs = rstd[r], s1 = 0.f, s2 = 0.f;
+      if constexpr (kVec) {
+        for (int i = lane; i < C / 4; i += 32) {
+          float4 xv = reinterpret_cast<const float4*>(xr)[i],
+                 gv = reinterpret_cast<const float4*>(gr)[i],
+                 gm = reinterpret_cast<const float4*>(gamma)[i];
+          float xh[4] = {(xv.x - m) * rs, (xv.y - m) * rs, (xv.z - m) * rs, (xv.w - m) * rs};
+          float gg[4] = {gv.x, gv.y, gv.z, gv.w}, ga[4] = {gm.x, gm.y, gm.z, gm.w};
 #pragma unroll
-        for (int k = 0; k < 4; ++k) {
-          s1 += gg[k] * ga[k];
-          s2 += gg[k] * ga[k] * xh[k];
-          if (want_acc) {
-            atomicAdd(acc + 4 * i + k, gg[k] * xh[k]);
-            atomicAdd(acc + C + 4 * i + k, gg[k]);
+          for (int k = 0; k < 4; ++k) {
+            s1 += gg[k] * ga[k];
+            s2 += gg[k] * ga[k] * xh[k];
+            if (atomics) {
+              atomicAdd(acc + 4 * i + k, gg[k] * xh[k]);
+              atomicAdd(acc + C + 4 * i + k, gg[k]);
+            }
           }
         }
+        s1 = warp_sum(s1) * inv_c;
+        s2 = warp_sum(s2) * inv_c;
+        if (dx)
+          for (int i = lane; i < C / 4; i += 32) {
+            float4 xv = reinterpret_cast<const float4*>(xr)[i],
+                   gv = reinterpret_cast<const float4*>(gr)[i],
+                   gm = reinterpret_cast<const float4*>(gamma)[i];
+            reinterpret_cast<float4*>(dx + r * C)[i] =
+                make_float4(rs * (gv.x * gm.x - s1 - (xv.x - m) * rs * s2),
+                            rs * (gv.y * gm.y - s1 - (xv.y - m) * rs * s2),
+                            rs * (gv.z * gm.z - s1 - (xv.z - m) * rs * s2),
+                            rs * (gv.w * gm.w - s1 - (xv.w - m) * rs * s2));
+          }
+      } else {
+        for (int i = lane; i < C; i += 32) {
+          float xh = (xr[i] - m) * rs, gi = gr[i], dxh = gi * gamma[i];
+          s1 += dxh;
+          s2 += dxh * xh;
+          if (atomics) {
+            atomicAdd(acc + i, gi * xh);
+            atomicAdd(acc + C + i, gi);
+          }
+        }
+        s1 = warp_sum(s1) * inv_c;
+        s2 = warp_sum(s2) * inv_c;
+        if (dx)
+          for (int i = lane; i < C; i += 32)
+            dx[r * C + i] = rs * (gr[i] * gamma[i] - s1 - (xr[i] - m) * rs * s2);
       }
-      s1 = warp_sum(s1) * inv_c;
-      s2 = warp_sum(s2) * inv_c;
-      if (!dx) continue;
-      for (int i = lane; i < C / 4; i += 32) {
-        float4 xv = reinterpret_cast<const float4*>(xr)[i],
-               gv = reinterpret_cast<const float4*>(gr)[i],
-               gm = reinterpret_cast<const float4*>(gamma)[i];
-        reinterpret_cast<float4*>(dx + r * C)[i] =
-            make_float4(rs * (gv.x * gm.x - s1 - (xv.x - m) * rs * s2),
-                        rs * (gv.y * gm.y - s1 - (xv.y - m) * rs * s2),
-                        rs * (gv.z * gm.z - s1 - (xv.z - m) * rs * s2),
-                        rs * (gv.w * gm.w - s1 - (xv.w - m) * rs * s2));
+    }
+    // ---- phase 2: the group's rows, in order, into this thread's columns
+    if (kAtomics || !want_acc) continue;
+    if constexpr (kVec) {
+      for (int q = threadIdx.x; q < C / 4; q += blockDim.x) {
+        float4 a = make_float4(0.f, 0.f, 0.f, 0.f), b = a;
+        for (int64_t rr = r0; rr < r1; ++rr) {
+          float m = mean[rr], rs = rstd[rr];
+          float4 xv = reinterpret_cast<const float4*>(x + rr * C)[q],
+                 gv = reinterpret_cast<const float4*>(g + rr * C)[q];
+          a.x += gv.x * ((xv.x - m) * rs), a.y += gv.y * ((xv.y - m) * rs);
+          a.z += gv.z * ((xv.z - m) * rs), a.w += gv.w * ((xv.w - m) * rs);
+          b.x += gv.x, b.y += gv.y, b.z += gv.z, b.w += gv.w;
+        }
+        float* ac = acc + 4 * q;
+        ac[0] += a.x, ac[1] += a.y, ac[2] += a.z, ac[3] += a.w;
+        ac[C] += b.x, ac[C + 1] += b.y, ac[C + 2] += b.z, ac[C + 3] += b.w;
       }
     } else {
-      for (int i = lane; i < C; i += 32) {
-        float xh = (xr[i] - m) * rs, gi = gr[i], dxh = gi * gamma[i];
-        s1 += dxh;
-        s2 += dxh * xh;
-        if (want_acc) {
-          atomicAdd(acc + i, gi * xh);
-          atomicAdd(acc + C + i, gi);
+      for (int i = threadIdx.x; i < C; i += blockDim.x) {
+        float a = 0.f, b = 0.f;
+        for (int64_t rr = r0; rr < r1; ++rr) {
+          float gi = g[rr * C + i];
+          a += gi * ((x[rr * C + i] - mean[rr]) * rstd[rr]);
+          b += gi;
         }
+        acc[i] += a;
+        acc[C + i] += b;
       }
-      s1 = warp_sum(s1) * inv_c;
-      s2 = warp_sum(s2) * inv_c;
-      if (!dx) continue;
-      for (int i = lane; i < C; i += 32)
-        dx[r * C + i] = rs * (gr[i] * gamma[i] - s1 - (xr[i] - m) * rs * s2);
     }
   }
   if (kSharedAcc && want_acc) {
@@ -207,14 +233,19 @@ void layer_norm_backward(GradCall& c) {
   Tensor& dx = c.grad_in[0];
   bool vec = C % 4 == 0 && aligned16(x) && aligned16(c.in[1]) && aligned16(g) &&
              (!dx.defined() || aligned16(dx));
-  int64_t blocks =
-      std::min<int64_t>((rows + kLnBwdWarps - 1) / kLnBwdWarps, int64_t(sm_count()) * 4);
+  // About four blocks per SM: each writes 2C partials, which column_sum adds in block order.
+  int64_t blocks = capped_grid((rows + kLnBwdWarps - 1) / kLnBwdWarps, int64_t(sm_count()) * 4);
   bool shared_acc = C <= kLnAccMax;
   Tensor part;
   if (want_affine) part = Tensor::empty({blocks, 2 * int64_t(C)}, DType::F32, Device::CUDA);
   size_t smem = want_affine && shared_acc ? size_t(2) * C * sizeof(float) : 0;
-  auto kernel = shared_acc ? (vec ? layer_norm_bwd<true, true> : layer_norm_bwd<false, true>)
-                           : (vec ? layer_norm_bwd<true, false> : layer_norm_bwd<false, false>);
+  using Kernel = decltype(&layer_norm_bwd<true, true, true>);
+  static const Kernel kernels[2][2][2] = {
+      {{layer_norm_bwd<false, false, false>, layer_norm_bwd<false, false, true>},
+       {layer_norm_bwd<false, true, false>, layer_norm_bwd<false, true, true>}},
+      {{layer_norm_bwd<true, false, false>, layer_norm_bwd<true, false, true>},
+       {layer_norm_bwd<true, true, false>, layer_norm_bwd<true, true, true>}}};
+  Kernel kernel = kernels[vec][shared_acc][float_atomics()];
   SD_LAUNCH(kernel, unsigned(blocks), kLnBwdWarps * 32, smem, cuda::stream(), x.data<float>(),
             c.in[1].data<float>(), c.out[1].data<float>(), c.out[2].data<float>(), g.data<float>(),
             dx.defined() ? dx.data<float>() : nullptr, want_affine ? part.data<float>() : nullptr,
@@ -460,12 +491,14 @@ __global__ void scale_shift_bwd_nchw(const float* __restrict__ x, const float* _
 }
 
 // nlc backward: block (32, 8) covers channels [32*blockIdx.x, +32) of batch blockIdx.y and tokens
-// [blockIdx.z * per, +per); threadIdx.y strides tokens. Row partials meet in shared memory; with
-// several token splits (gridDim.z > 1) they are atomically added into zeroed dscale/dshift.
+// [blockIdx.z * per, +per); threadIdx.y strides tokens. Row partials meet in shared memory. With
+// several token splits (gridDim.z > 1) each block writes its two sums to `part` [splits, 2, B*C]
+// (dscale then dshift) for column_sum to add in split order, or, with `part` null
+// (SIMDIFF_CUDA_ATOMICS=1), adds them atomically into zeroed dscale/dshift.
 __global__ void scale_shift_bwd_nlc(const float* __restrict__ x, const float* __restrict__ sc,
                                     const float* __restrict__ g, float* __restrict__ dx,
-                                    float* __restrict__ dsc, float* __restrict__ dsh, int64_t N,
-                                    int64_t C, int64_t per) {
+                                    float* __restrict__ dsc, float* __restrict__ dsh,
+                                    float* __restrict__ part, int64_t N, int64_t C, int64_t per) {
   __shared__ float red[2][8][33];
   int64_t ch = int64_t(blockIdx.x) * 32 + threadIdx.x, b = blockIdx.y;
   int64_t n0 = int64_t(blockIdx.z) * per, n1 = n0 + per < N ? n0 + per : N;
@@ -486,14 +519,18 @@ __global__ void scale_shift_bwd_nlc(const float* __restrict__ x, const float* __
   if (threadIdx.y >= 2 || ch >= C) return;
   float t = 0.f;
   for (int k = 0; k < 8; ++k) t += red[threadIdx.y][k][threadIdx.x];
+  int64_t bc = b * C + ch, BC = int64_t(gridDim.y) * C;
+  if (part) {
+    part[(int64_t(blockIdx.z) * 2 + threadIdx.y) * BC + bc] = t;
+    return;
+  }
   float* out = threadIdx.y == 0 ? dsc : dsh;
   if (!out) return;
   if (gridDim.z > 1)
-    atomicAdd(out + b * C + ch, t);
+    atomicAdd(out + bc, t);
   else
-    out[b * C + ch] = t;
+    out[bc] = t;
 }
-
 
 void scale_shift_forward(OpCall& c) {
   const Tensor& x = c.in[0];
@@ -524,41 +561,33 @@ void scale_shift_backward(GradCall& c) {
   // Split the tokens when the (channel tile, batch) grid is under two blocks per SM, keeping at
   // least 64 tokens per split.
   int64_t tiles = (d.C + 31) / 32 * d.B;
-  int64_t splits = std::max<int64_t>(
-      1, std::min<int64_t>((d.inner + 63) / 64, (2 * sm_count() + tiles - 1) / tiles));
-  splits = std::min<int64_t>(splits, 65535);
+  int64_t splits = capped_grid(
+      std::min<int64_t>((d.inner + 63) / 64, (2 * sm_count() + tiles - 1) / tiles), 65535);
   int64_t per = (d.inner + splits - 1) / splits;
   splits = (d.inner + per - 1) / per;
-  if (splits > 1) {
+  SD_CHECK(d.B <= 65535, "scale_shift: the cuda nlc backward supports at most 65535 batches, got ",
+           x.desc());
+  const bool atomics = splits > 1 && float_atomics();
+  if (atomics) {
     if (dsc) c.grad_in[1].zero_();
     if (dsh) c.grad_in[2].zero_();
   }
-  SD_CHECK(d.B <= 65535, "scale_shift: the cuda nlc backward supports at most 65535 batches, got ",
-           x.desc());
+  const int64_t BC = d.B * d.C;
+  Tensor part;
+  if (splits > 1 && !atomics && (dsc || dsh))
+    part = Tensor::empty({splits, 2, BC}, DType::F32, Device::CUDA);
   dim3 grid(unsigned((d.C + 31) / 32), unsigned(d.B), unsigned(splits));
   SD_LAUNCH(scale_shift_bwd_nlc, grid, dim3(32, 8), 0, cuda::stream(), x.data<float>(),
-            c.in[1].data<float>(), g.data<float>(), dx, dsc, dsh, d.inner, d.C, per);
+            c.in[1].data<float>(), g.data<float>(), dx, dsc, dsh,
+            part.defined() ? part.data<float>() : nullptr, d.inner, d.C, per);
+  if (!part.defined()) return;
+  if (dsc) launch_column_sum(part.data<float>(), splits, 2 * BC, 0, BC, dsc);
+  if (dsh) launch_column_sum(part.data<float>(), splits, 2 * BC, BC, BC, dsh);
 }
 
 }  // namespace
 
 namespace cuda {
-
-int sm_count() {
-  static int n = [] {
-    int dev = 0, v = 0;
-    CUDA_CHECK(cudaGetDevice(&dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
-    return v;
-  }();
-  return cuda_limits().sm_count > 0 ? cuda_limits().sm_count : n;
-}
-
-void launch_column_sum(const float* part, int64_t nrows, int64_t width, int64_t col0,
-                       int64_t ncols, float* out) {
-  SD_LAUNCH(column_sum, unsigned((ncols + 31) / 32), dim3(32, 8), 0, cuda::stream(), part, nrows,
-            width, col0, ncols, out);
-}
 
 bool zero_if_no_grad(GradCall& c) {
   if (c.grad_out[0].defined()) return false;

@@ -6,7 +6,9 @@
 //     the f32 result. The scratch partials come from the caching allocator.
 //   mse: one block per sample (grid-stride over samples) reduces (a - b)^2 over its row in double.
 //   Backwards are flat elementwise loops; the scalar gradient is read on the device (no sync).
-#include "kernels/cuda/launch.cuh"
+// Also the shared pieces of kernels/cuda/reduce.cuh: the fixed-order column sum that finishes the
+// split reductions of the backward kernels, and the SM count.
+#include "kernels/cuda/reduce.cuh"
 
 namespace sd {
 namespace {
@@ -102,7 +104,46 @@ void total_backward(GradCall& c, bool mean) {
             c.grad_out[0].data<float>(), c.grad_in[0].data<float>(), n, mean ? float(n) : 1.f);
 }
 
+// out[j] = sum_r part[r * width + col0 + j], j < ncols, rows summed in a fixed order. Block
+// (32, 8): threadIdx.x walks columns (coalesced), threadIdx.y strides rows, then shared memory
+// adds the 8 row-partials. Traffic: one read of the nrows x ncols partials, one write of out.
+__global__ void column_sum(const float* __restrict__ part, int64_t nrows, int64_t width,
+                           int64_t col0, int64_t ncols, float* __restrict__ out) {
+  __shared__ float red[8][33];
+  int64_t j = int64_t(blockIdx.x) * 32 + threadIdx.x;
+  float s = 0.f;
+  if (j < ncols)
+    for (int64_t r = threadIdx.y; r < nrows; r += 8) s += part[r * width + col0 + j];
+  red[threadIdx.y][threadIdx.x] = s;
+  __syncthreads();
+  if (threadIdx.y == 0 && j < ncols) {
+    float t = 0.f;
+    for (int k = 0; k < 8; ++k) t += red[k][threadIdx.x];
+    out[j] = t;
+  }
+}
+
 }  // namespace
+
+namespace cuda {
+
+int sm_count() {
+  static int n = [] {
+    int dev = 0, v = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
+    return v;
+  }();
+  return cuda_limits().sm_count > 0 ? cuda_limits().sm_count : n;
+}
+
+void launch_column_sum(const float* part, int64_t nrows, int64_t width, int64_t col0,
+                       int64_t ncols, float* out) {
+  SD_LAUNCH(column_sum, unsigned((ncols + 31) / 32), dim3(32, 8), 0, cuda::stream(), part, nrows,
+            width, col0, ncols, out);
+}
+
+}  // namespace cuda
 
 void register_reduce_cuda(Registry& r) {
   r.mutable_at("sum").cuda = {[](OpCall& c) { total_forward(c, false, "sum"); },

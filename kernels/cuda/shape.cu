@@ -180,6 +180,8 @@ void register_shape_cuda(Registry& r) {
           launch_permute<T>(p, c.grad_out[0].data<T>(), c.grad_in[0].data<T>());
         });
       }};
+  // Native bf16 (kernels/registry.h): moved as 16-bit words, no round trip through f32.
+  for (const char* op : {"concat", "split", "permute"}) r.mutable_at(op).cuda.bf16 = true;
 }
 
 }  // namespace sd

@@ -20,6 +20,12 @@ namespace {
 
 std::mutex g_mutex;
 std::map<uintptr_t, size_t> g_allocations;  // start -> bytes
+size_t g_held = 0;                          // their sum
+
+// The emulated device's memory, an H100's 80 GiB: a larger total fails as cudaMalloc does on a
+// GPU (cudaErrorMemoryAllocation, left pending for cudaGetLastError), not in the host allocator
+// (AddressSanitizer would stop the program on a request over its own limit).
+constexpr size_t kDeviceMemory = size_t(80) << 30;
 
 std::string ptr_str(const void* p) {
   char b[32];
@@ -51,12 +57,20 @@ using sd_emu::in_device_memory;
 
 cudaError_t cudaMalloc(void** p, size_t bytes) {
   if (!p) return fail_api(cudaErrorInvalidValue, "cudaMalloc: null result pointer");
+  auto out_of_memory = [&] {
+    return fail_api(cudaErrorMemoryAllocation, "cudaMalloc of " + std::to_string(bytes) +
+                                                   " bytes: out of the emulated device's memory");
+  };
+  {
+    std::lock_guard<std::mutex> lock(sd_emu::g_mutex);
+    if (bytes > sd_emu::kDeviceMemory - sd_emu::g_held) return out_of_memory();
+  }
   void* q = nullptr;
-  if (posix_memalign(&q, 256, bytes))  // cudaMalloc's alignment
-    return fail_api(cudaErrorMemoryAllocation, "cudaMalloc of " + std::to_string(bytes) + " bytes");
+  if (posix_memalign(&q, 256, bytes)) return out_of_memory();  // cudaMalloc's alignment
   std::memset(q, 0xff, bytes);  // the GPU's memory is not zeroed either: NaN until written
   std::lock_guard<std::mutex> lock(sd_emu::g_mutex);
   sd_emu::g_allocations[reinterpret_cast<uintptr_t>(q)] = bytes;
+  sd_emu::g_held += bytes;
   *p = q;
   return cudaSuccess;
 }
@@ -65,10 +79,13 @@ cudaError_t cudaFree(void* p) {
   if (!p) return cudaSuccess;
   {
     std::lock_guard<std::mutex> lock(sd_emu::g_mutex);
-    if (!sd_emu::g_allocations.erase(reinterpret_cast<uintptr_t>(p)))
+    auto it = sd_emu::g_allocations.find(reinterpret_cast<uintptr_t>(p));
+    if (it == sd_emu::g_allocations.end())
       return fail_api(cudaErrorInvalidDevicePointer,
                       "cudaFree(" + sd_emu::ptr_str(p) +
                           "): not the start of a live device allocation (freed twice?)");
+    sd_emu::g_held -= it->second;
+    sd_emu::g_allocations.erase(it);
   }
   std::free(p);
   return cudaSuccess;

@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 
 // AddressSanitizer's symboliser (weak: a build without it still links and reports addresses).
 extern "C" __attribute__((weak)) void __sanitizer_symbolize_pc(void* pc, const char* fmt,
@@ -108,6 +110,18 @@ std::string function_name(const void* fn) {
   // A return address points after a call, so the symboliser looks one byte back: ask for fn + 1.
   std::vector<Frame> f = symbolize(static_cast<const char*>(fn) + 1);
   return f.empty() || f[0].fn.empty() || f[0].fn == "??" ? "" : short_name(f[0].fn);
+}
+
+std::string kernel_name(const KernelSite& k) {
+  static std::mutex mu;
+  static std::map<const void*, std::string> known;  // the symboliser is slow: once per kernel
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = known.find(k.fn);
+  if (it == known.end()) {
+    std::string name = function_name(k.fn);
+    it = known.emplace(k.fn, name.empty() ? std::string(k.name) : name).first;
+  }
+  return it->second;
 }
 
 }  // namespace sd_emu

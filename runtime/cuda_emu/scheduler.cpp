@@ -230,8 +230,7 @@ std::string run_grid(const KernelSite& k, dim3 grid, dim3 block, size_t smem, cu
   g.dyn = nullptr;
   g.dyn_size = 0;
   if (!g.problems) return "";
-  std::string name = function_name(k.fn);
-  std::string msg = "kernel " + (name.empty() ? std::string(k.name) : name) + ": " + g.error;
+  std::string msg = "kernel " + kernel_name(k) + ": " + g.error;
   if (g.problems > 1) msg += " (and " + std::to_string(g.problems - 1) + " more problems)";
   return msg;
 }

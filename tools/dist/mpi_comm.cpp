@@ -2,22 +2,21 @@
 // non-blocking collectives, each polled by Comm::wait (so a lost peer ends the job after the
 // timeout instead of hanging it), and the GPU all-reduce handed to NCCL.
 //
-// On the CPU, MPI progresses a non-blocking collective only inside MPI calls. The gradient
-// reducer (reducer.h) tests its buckets between the nodes of the backward, and, while any is in
-// flight, a progress thread enters MPI every 50 us (MPI_Iprobe on a communicator of its own) so
-// that each step of the exchange is taken when the peer is ready rather than at this rank's next
-// node; it sleeps otherwise.
+// On the CPU, MPI progresses a non-blocking collective only inside MPI calls: the gradient
+// reducer (reducer.h) tests its buckets between the nodes of the backward to keep them moving.
+// Only the main thread calls MPI (MPI_THREAD_FUNNELED; OpenMP's threads never do). A progress
+// thread entering MPI every 50 us while buckets were in flight (MPI_THREAD_MULTIPLE) was tried
+// and measured against this, interleaved (bench/RESULTS.md, data parallel): neither the step
+// time nor the exposed wait changed beyond the noise. With one core per rank such a thread can
+// only take its time slices from the backward it is meant to overlap, and MPI_THREAD_MULTIPLE
+// puts Open MPI's locks on every call; so no thread.
 #include "tools/dist/mpi_comm.h"
 
 #include <mpi.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
-#include <condition_variable>
 #include <cstdio>
-#include <mutex>
-#include <thread>
 
 #ifdef SIMDIFF_WITH_NCCL
 #include "tools/dist/nccl_comm.h"
@@ -45,67 +44,6 @@ struct MpiPending : Pending {
   }
 };
 
-// Drives MPI's progress engine while gradient all-reduces are in flight (needs
-// MPI_THREAD_MULTIPLE). It never touches their requests: only the main thread tests those.
-class ProgressThread {
- public:
-  explicit ProgressThread(MPI_Comm world) {
-    MPI_CHECK(MPI_Comm_dup(world, &probe_));  // no message is ever sent on it
-    thread_ = std::thread([this] { run(); });
-  }
-  ~ProgressThread() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-    MPI_Comm_free(&probe_);
-  }
-  void add(int n) {  // +1 when an all-reduce starts, -1 when it is seen done
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      in_flight_ += n;
-    }
-    cv_.notify_all();
-  }
-
- private:
-  void run() {
-    std::unique_lock<std::mutex> lock(mu_);
-    while (true) {
-      cv_.wait(lock, [&] { return stop_ || in_flight_ > 0; });
-      if (stop_) return;
-      lock.unlock();
-      int flag = 0;
-      MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, probe_, &flag, MPI_STATUS_IGNORE);
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
-      lock.lock();
-    }
-  }
-  MPI_Comm probe_ = MPI_COMM_NULL;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  int in_flight_ = 0;
-  bool stop_ = false;
-  std::thread thread_;
-};
-
-// A gradient all-reduce: counted in flight for the progress thread until seen done.
-struct GradPending : MpiPending {
-  ProgressThread* progress = nullptr;
-  bool counted = false;
-  bool test() override {
-    bool done = MpiPending::test();
-    if (done && counted) progress->add(-1);
-    counted = counted && !done;
-    return done;
-  }
-  ~GradPending() override {
-    if (counted) progress->add(-1);
-  }
-};
-
 // MPI counts are ints: messages go in pieces of at most 2^30 elements.
 constexpr int64_t kPiece = int64_t(1) << 30;
 
@@ -113,7 +51,9 @@ class MpiComm : public Comm {
  public:
   MpiComm() {
     int provided = 0;
-    MPI_CHECK(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_MULTIPLE, &provided));
+    MPI_CHECK(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided));
+    SD_CHECK(provided >= MPI_THREAD_FUNNELED, "this MPI library gives thread level ", provided,
+             " (MPI_THREAD_FUNNELED needed: OpenMP threads run beside the thread that calls MPI)");
     MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &comm_));
     MPI_CHECK(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN));
     MPI_CHECK(MPI_Comm_rank(comm_, &rank_));
@@ -123,12 +63,9 @@ class MpiComm : public Comm {
     MPI_CHECK(MPI_Comm_rank(local, &local_rank_));
     MPI_CHECK(MPI_Comm_size(local, &local_size_));
     MPI_CHECK(MPI_Comm_free(&local));
-    if (provided == MPI_THREAD_MULTIPLE && size_ > 1 && !std::getenv("SIMDIFF_NO_PROGRESS_THREAD"))
-      progress_ = std::make_unique<ProgressThread>(comm_);
   }
 
   ~MpiComm() override {
-    progress_.reset();
 #ifdef SIMDIFF_WITH_NCCL
     nccl_.reset();
 #endif
@@ -245,17 +182,12 @@ class MpiComm : public Comm {
       fail("all-reduce of ", range.desc(), ": this build has no NCCL");
 #endif
     }
-    auto p = std::make_unique<GradPending>();
+    auto p = std::make_unique<MpiPending>();
     float* d = range.data<float>();
     for (int64_t off = 0, n = range.numel(); off < n; off += kPiece) {
       p->reqs.emplace_back();
       MPI_CHECK(MPI_Iallreduce(MPI_IN_PLACE, d + off, int(std::min(kPiece, n - off)), MPI_FLOAT,
                                MPI_SUM, comm_, &p->reqs.back()));
-    }
-    if (progress_) {
-      p->progress = progress_.get();
-      p->counted = true;
-      progress_->add(1);
     }
     return p;
   }
@@ -273,7 +205,6 @@ class MpiComm : public Comm {
  private:
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
-  std::unique_ptr<ProgressThread> progress_;
 #ifdef SIMDIFF_WITH_NCCL
   std::unique_ptr<NcclReduce> nccl_;
 #endif

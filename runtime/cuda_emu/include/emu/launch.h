@@ -31,6 +31,9 @@ std::string run_grid(const KernelSite& k, dim3 grid, dim3 block, size_t smem, cu
 // "" when p is null or inside a device allocation, else the error for argument `index`.
 std::string check_pointer_arg(const KernelSite& k, int index, const void* p);
 
+// The kernel's instantiation as the symboliser names it ("attn_fwd_f32<32>"), else k.name.
+std::string kernel_name(const KernelSite& k);
+
 // The launch's dynamic shared memory (SD_DYNAMIC_SHARED in kernels/cuda/launch.cuh).
 unsigned char* dynamic_shared();
 
