@@ -21,6 +21,7 @@
 #include "runtime/cuda_atomics.h"
 #include "runtime/cuda_limits.h"
 #include "runtime/safetensors.h"
+#include "tests/rel_error.h"
 #include "tests/temp_dir.h"
 #ifdef SIMDIFF_CUDA_EMULATE
 #include <cuda_runtime.h>  // sd_emu::options()
@@ -137,17 +138,6 @@ const std::vector<std::pair<std::string, std::string>> kAtomicOps = {
     {"add", "bias over 300 rows"},      {"mul", "per-sample 6x300"},
     {"embedding", "V=4 D=40 B=300"},    {"layer_norm", "300x40"},
     {"layer_norm_mod", "B=2 N=150 C=36 silu"}, {"scale_shift", "nlc N=300"}};
-
-double rel_error(const Tensor& got, const Tensor& ref) {
-  std::vector<float> a = got.to_floats(), b = ref.to_floats();
-  double num = 0, den = 1e-30;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (!std::isfinite(a[i]) || !std::isfinite(b[i])) return INFINITY;
-    num = std::max(num, std::abs(double(a[i]) - b[i]));
-    den = std::max(den, std::abs(double(b[i])));
-  }
-  return num / den;
-}
 
 // Runs every case twice with the device's grids and twice with capped ones: "" when all agree
 // bitwise, else the first difference.

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "runtime/safetensors.h"
+#include "tests/rel_error.h"
 #include "tests/temp_dir.h"
 
 namespace sd {
@@ -21,18 +22,6 @@ const std::string kTiny = std::string(SIMDIFF_SOURCE_DIR) + "/tests/data/tiny.js
 
 int run(const std::string& args) {
   return std::system((std::string(SIMDIFF_BINARY) + " " + args).c_str());
-}
-
-// max |a - b| / max |b| over the tensor (NaN: +inf).
-double rel_error(const Tensor& got, const Tensor& ref) {
-  std::vector<float> a = got.to_floats(), b = ref.to_floats();
-  double num = 0, den = 1e-30;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (!std::isfinite(a[i]) || !std::isfinite(b[i])) return INFINITY;
-    num = std::max(num, std::abs(double(a[i]) - b[i]));
-    den = std::max(den, std::abs(double(b[i])));
-  }
-  return num / den;
 }
 
 // Tolerances relative to each tensor's largest magnitude. The CUDA path multiplies in TF32

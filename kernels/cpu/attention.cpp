@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "kernels/cpu/common.h"
+#include "kernels/cpu/vmath.h"
 
 namespace sd {
 namespace {
@@ -52,28 +53,15 @@ std::vector<OutMeta> infer_attention(const std::vector<Tensor>& in, const Attrs&
 }
 
 // exp(x) for x <= 0 (scores minus their row max or lse). double: std::exp, exact enough for the
-// gradient check. float: Cephes expf (2^n by exponent bits, degree-6 polynomial on
-// |r| <= ln2/2; within 1.02 ulp of exp over [-87, 0], checked exhaustively), written without
-// calls or float compares so the loops around it vectorise. x < -88 (and -inf) gives 0: the clamp
+// gradient check. float: vmath.h's Cephes expf (within 1.02 ulp of exp over [-87, 0], checked
+// exhaustively) behind a clamp without float compares, so the loops around it vectorise. x < -88 (and -inf) gives 0: the clamp
 // compares bit patterns, where every negative float beyond -88 is a larger unsigned integer.
 template <class T>
 inline T exp_nonpos(T x) { return std::exp(x); }
 template <>
 inline float exp_nonpos(float x) {
   x = std::bit_cast<float>(std::min(std::bit_cast<uint32_t>(x), std::bit_cast<uint32_t>(-88.f)));
-  float t = x * 1.44269504088896341f + 12582912.f;  // 1.5 * 2^23: rounds x log2(e) to an integer
-  float n = t - 12582912.f;
-  int32_t e = std::bit_cast<int32_t>(t) - 0x4B400000;  // that integer
-  float r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;  // r = x - n ln2 in two steps (ln2 = hi + lo)
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.f;
-  return p * std::bit_cast<float>((e + 127) << 23);  // e >= -127: 2^-127 encodes as 0
+  return cpu::exp_clamped(x);
 }
 
 

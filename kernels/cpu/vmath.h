@@ -17,9 +17,9 @@ template <class T>
 inline T vexp(T x) {
   return std::exp(x);
 }
-template <>
-inline float vexp(float x) {
-  x = std::min(std::max(x, -87.3f), 88.3f);
+// e^x for x already clamped to [-88, 88.3], the part every clamp shares (vexp below, attention's
+// exp_nonpos).
+inline float exp_clamped(float x) {
   float t = x * 1.44269504088896341f + 12582912.f;  // 1.5 * 2^23: rounds x log2(e) to an integer
   float n = t - 12582912.f;
   int32_t e = std::bit_cast<int32_t>(t) - 0x4B400000;  // that integer
@@ -32,7 +32,11 @@ inline float vexp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.f;
-  return p * std::bit_cast<float>((e + 127) << 23);
+  return p * std::bit_cast<float>((e + 127) << 23);  // e >= -127: 2^-127 encodes as 0
+}
+template <>
+inline float vexp(float x) {
+  return exp_clamped(std::min(std::max(x, -87.3f), 88.3f));
 }
 
 // 1 / (1 + exp(-x)).
