@@ -172,28 +172,35 @@ void round_into(const std::vector<Tensor>& results, const std::vector<Tensor>& f
     if (results[j].defined() && results[j].dtype() == DType::BF16) results[j].convert_from(f32[j]);
 }
 
+}  // namespace
+
+// An output aliasing a bf16 input (an in-place update) is read from the widened copy.
+void run_widened(OpCall& call, const ForwardFn& f32) {
+  OpCall wide{widened(call.in), f32_buffers(call.out), call.attrs};
+  f32(wide);
+  round_into(call.out, wide.out);
+}
+
+void run_widened(GradCall& call, const BackwardFn& f32) {
+  GradCall wide{widened(call.in), widened(call.out), widened(call.grad_out),
+                f32_buffers(call.grad_in), call.attrs};
+  f32(wide);
+  round_into(call.grad_in, wide.grad_in);
+}
+
+namespace {
+
 void call_forward(const Backend& be, const std::vector<Tensor>& in,
                   const std::vector<Tensor>& out, const Attrs& a) {
-  if (be.bf16 || (!holds_bf16(in) && !holds_bf16(out))) {
-    OpCall call{in, out, a};
-    be.forward(call);
-    return;
-  }
-  // An output aliasing a bf16 input (an in-place update) is read from the widened copy.
-  OpCall call{widened(in), f32_buffers(out), a};
-  be.forward(call);
-  round_into(out, call.out);
+  OpCall call{in, out, a};
+  if (be.bf16 || (!holds_bf16(in) && !holds_bf16(out))) be.forward(call);
+  else run_widened(call, be.forward);
 }
 
 void call_backward(const Backend& be, GradCall& call) {
-  if (be.bf16 || (!holds_bf16(call.in) && !holds_bf16(call.out) && !holds_bf16(call.grad_out))) {
+  if (be.bf16 || (!holds_bf16(call.in) && !holds_bf16(call.out) && !holds_bf16(call.grad_out)))
     be.backward(call);
-    return;
-  }
-  GradCall wide{widened(call.in), widened(call.out), widened(call.grad_out),
-                f32_buffers(call.grad_in), call.attrs};
-  be.backward(wide);
-  round_into(call.grad_in, wide.grad_in);
+  else run_widened(call, be.backward);
 }
 
 }  // namespace

@@ -82,6 +82,14 @@ using BackwardFn = std::function<void(GradCall&)>;
 // way inside its loops, saving only the conversion pass (memory-bound) around work that is
 // compute-bound where it matters (GEMMs, convolutions, attention). A native CUDA kernel is a
 // drop-in: it sets Backend::bf16 and the registry hands it the bf16 tensors.
+// The adapter itself, for native kernels too: an f32 kernel run on a call that holds bf16 tensors
+// (bf16 inputs widened, exact; bf16 results rounded once). A native kernel falls back to it for a
+// dtype mix it does not take (a GEMM of a bf16 and an f32 operand: cuBLASLt multiplies operands
+// of one dtype, and rounding the f32 one to bf16, autocast's choice, adds an error the bf16 rule
+// of tests/bf16_rule.h does not allow for f32 values; the model never mixes them).
+void run_widened(OpCall& call, const ForwardFn& f32);
+void run_widened(GradCall& call, const BackwardFn& f32);
+
 struct Backend {
   ForwardFn forward;
   BackwardFn backward;  // empty for non-differentiable ops
@@ -125,6 +133,9 @@ struct OpDef {
   // CUDA-vs-CPU relative error bound for f32 (the default suits exact-order elementwise work;
   // reductions over long axes and GEMMs state their own, with the reason, in their OpDef).
   double parity_tol = 1e-5;
+  // The bf16 parity bound, in bf16 roundings of the result (tests/bf16_rule.h): 2, or 4 for a
+  // native CUDA kernel that rounds intermediates to bf16 to feed tensor cores (attention's P, dS).
+  double bf16_parity_factor = 2;
 };
 
 class Registry {

@@ -41,17 +41,6 @@ cudaStream_t stream() {
   return s;
 }
 
-cublasHandle_t cublas() {
-  static cublasHandle_t h = [] {
-    cublasHandle_t handle;
-    CUBLAS_CHECK(cublasCreate(&handle));
-    CUBLAS_CHECK(cublasSetStream(handle, stream()));
-    CUBLAS_CHECK(cublasSetMathMode(handle, CUBLAS_TF32_TENSOR_OP_MATH));
-    return handle;
-  }();
-  return h;
-}
-
 }  // namespace cuda
 
 bool cuda_available() {

@@ -29,11 +29,16 @@
 
 namespace sd::bf16_rule {
 
-// Float tensors in `dt` on `dev`; integer and undefined ones as they are.
-inline std::vector<Tensor> place(const std::vector<Tensor>& v, Device dev, DType dt) {
+// Float tensors in `dt` on `dev` (those whose `keep_f32` entry is true in f32 instead: mixed
+// precision); integer and undefined ones as they are.
+inline std::vector<Tensor> place(const std::vector<Tensor>& v, Device dev, DType dt,
+                                 const std::vector<bool>& keep_f32 = {}) {
   std::vector<Tensor> r;
-  for (const Tensor& t : v)
-    r.push_back(!t.defined() ? Tensor() : (t.dtype() == DType::I32 ? t : t.to(dt)).to(dev));
+  for (size_t i = 0; i < v.size(); ++i) {
+    const Tensor& t = v[i];
+    DType to = i < keep_f32.size() && keep_f32[i] ? DType::F32 : dt;
+    r.push_back(!t.defined() ? Tensor() : (t.dtype() == DType::I32 ? t : t.to(to)).to(dev));
+  }
   return r;
 }
 
@@ -74,17 +79,22 @@ inline void expect_within(const Tensor& got, const Tensor& ref64, const std::str
   }
 }
 
-// One test case of one op on `dev` with every float input in bf16: forward, then backward with
-// every differentiable input's gradient requested. Returns false (and checks nothing) for an op
-// without a float input.
+// One test case of one op on `dev` with every float input in bf16 (except those `keep_f32` keeps in
+// f32: the mixed-precision calls, e.g. an f32 bias next to bf16 activations): forward, then
+// backward with every differentiable input's gradient requested. Returns false (and checks
+// nothing) for an op without a float input.
 inline bool check_case(const OpDef& def, const TestCase& tc, uint64_t seed, Device dev,
-                       double factor = 2) {
-  const std::string at = def.name + " [" + tc.label + "] bf16 on " + device_name(dev);
+                       double factor = 2, const std::vector<bool>& keep_f32 = {}) {
+  std::string at = def.name + " [" + tc.label + "] bf16 on " + device_name(dev);
+  for (size_t i = 0; i < keep_f32.size(); ++i)
+    if (keep_f32[i]) at += ", '" + def.inputs[i].name + "' in f32";
   std::vector<Tensor> in = make_op_inputs(tc, seed, DType::F32);
   bool any_float = false;
   for (const Tensor& t : in) any_float |= t.defined() && t.dtype() != DType::I32;
   if (!any_float) return false;
-  std::vector<Tensor> in_b = place(in, dev, DType::BF16);
+  // bf16 values first, then the f32 ones widened: every input holds bf16 values, so the f64
+  // reference sees exactly what the kernel sees whatever the dtypes.
+  std::vector<Tensor> in_b = place(place(in, Device::CPU, DType::BF16), dev, DType::BF16, keep_f32);
   std::vector<Tensor> in64 = place(in_b, Device::CPU, DType::F64);  // the same values, exactly
   std::vector<Tensor> ref = run_forward(def.name, in64, tc.attrs);
   std::vector<Tensor> got = run_forward(def.name, in_b, tc.attrs);

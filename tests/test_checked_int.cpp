@@ -33,7 +33,9 @@ TEST(CheckedInt, RefusesValuesThatDoNotFitWithTheirName) {
 TEST(CheckedInt, CudaGemmRefusesOversizedSizesBeforeTouchingTheDevice) {
   const int64_t big = int64_t(3) << 30;  // 3221225472: would wrap to a negative int
   auto gemm = [](int64_t batch, int64_t M, int64_t K, int64_t ldb) {
-    sd::cuda::gemm(batch, false, false, M, 8, K, nullptr, K, 0, nullptr, ldb, 0, 0.f, nullptr, 8, 0);
+    using sd::DType;
+    sd::cuda::gemm(batch, false, false, M, 8, K, {nullptr, DType::F32, K, 0},
+                   {nullptr, DType::F32, ldb, 0}, 0.f, {nullptr, DType::F32, 8, 0});
   };
   expect_error_containing([&] { gemm(1, big, 8, 8); }, "cuda gemm: M = 3221225472");
   expect_error_containing([&] { gemm(1, 8, big, 8); }, "cuda gemm: K = 3221225472");

@@ -110,10 +110,11 @@ void check_case(const Case& c, int threads, uint64_t seed) {
 }
 
 TEST(ConvWinograd, MatchesReferenceOnOddShapes) {
-  // partial tiles (H, W % 4 != 0), partial channel vectors, one-tile images, batch 1, O < C
+  // partial tiles (H, W % 4 != 0), partial channel vectors, one-tile images, batch 1, O < C;
+  // rows written four tiles at a time (W >= 16) next to single partial tiles (W = 38, H = 9)
   std::vector<Case> cases = {{2, 3, 7, 6, 5},   {1, 17, 9, 13, 33}, {3, 5, 1, 1, 2},
                              {2, 1, 4, 4, 1},   {1, 20, 5, 3, 19},  {4, 16, 8, 8, 16},
-                             {2, 40, 11, 10, 7}};
+                             {2, 40, 11, 10, 7}, {3, 12, 9, 38, 20}};
   for (int threads : {1, 2})
     for (size_t i = 0; i < cases.size(); ++i) check_case(cases[i], threads, 100 + i);
 }

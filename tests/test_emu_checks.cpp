@@ -3,6 +3,7 @@
 // the emulator can tell, the source line. The six planted-bug kinds of the emulator's README come
 // first; then launch limits, copies, shuffle and vote semantics, bf16 rounding and the knobs.
 #include <gmock/gmock.h>
+#include <cublasLt.h>
 #include <gtest/gtest.h>
 #include <mma.h>
 
@@ -351,7 +352,12 @@ TEST_F(EmuChecks, WmmaPointerMustBe32ByteAligned) {
 // the classic mistake. cuda::gemm swaps the operands (C^T = B^T A^T), which is right.
 void naive_row_major_gemm(int M, int N, int K, const float* A, const float* B, float* C) {
   const float one = 1.f, zero = 0.f;
-  CUBLAS_CHECK(cublasGemmStridedBatchedEx(cuda::cublas(), CUBLAS_OP_N, CUBLAS_OP_N, M, N, K, &one,
+  static cublasHandle_t h = [] {
+    cublasHandle_t handle;
+    CUBLAS_CHECK(cublasCreate(&handle));
+    return handle;
+  }();
+  CUBLAS_CHECK(cublasGemmStridedBatchedEx(h, CUBLAS_OP_N, CUBLAS_OP_N, M, N, K, &one,
                                           A, CUDA_R_32F, K, 0, B, CUDA_R_32F, N, 0, &zero, C,
                                           CUDA_R_32F, N, 0, 1, CUBLAS_COMPUTE_32F,
                                           CUBLAS_GEMM_DEFAULT));
@@ -374,8 +380,8 @@ TEST_F(EmuChecks, RowMajorOperandsGivenToCublasAsIsGiveTheTransposedProduct) {
   Tensor ad = a.to(Device::CUDA), bd = b.to(Device::CUDA), c = device_floats(n * n),
          right = device_floats(n * n);
   naive_row_major_gemm(n, n, n, ad.data<float>(), bd.data<float>(), c.data<float>());
-  cuda::gemm(1, false, false, n, n, n, ad.data<float>(), n, 0, bd.data<float>(), n, 0, 0.f,
-             right.data<float>(), n, 0);
+  cuda::gemm(1, false, false, n, n, n, cuda::gemm_mat(ad, n), cuda::gemm_mat(bd, n), 0.f,
+             cuda::gemm_mat(right, n));
   std::vector<float> A = a.to_floats(), B = b.to_floats(), got = c.to_floats(),
                      ok = right.to_floats();
   double wrong = 0, err = 0;
@@ -391,6 +397,63 @@ TEST_F(EmuChecks, RowMajorOperandsGivenToCublasAsIsGiveTheTransposedProduct) {
     }
   EXPECT_LT(err, 5e-3);
   EXPECT_LT(wrong, 1e-5);
+}
+
+// ---- 7. cuBLASLt operands: extents and the bias type ----
+
+// A bf16 [3, 5] handed to cuda::gemm as [4, 5]: its last row lies past the allocation, and our A
+// is cuBLASLt's B (the row-major swap).
+TEST_F(EmuChecks, CublasLtRefusesAnOperandPastItsAllocation) {
+  Tensor a = random_uniform_tensor({3, 5}, 3, 0).to(DType::BF16).to(Device::CUDA);
+  Tensor b = random_uniform_tensor({5, 4}, 3, 1).to(DType::BF16).to(Device::CUDA);
+  Tensor c = Tensor::empty({4, 4}, DType::BF16, Device::CUDA);
+  auto run = [&](int64_t M) {
+    cuda::gemm(1, false, false, M, 4, 5, cuda::gemm_mat(a, 5), cuda::gemm_mat(b, 4), 0.f,
+               cuda::gemm_mat(c, 4));
+  };
+  EXPECT_EQ(error_of([&] { run(3); }), "(no error)");  // the right extent passes
+  EXPECT_THAT(error_of([&] { run(4); }),
+              HasSubstr("cuBLASLt error 7 (emulator: cublasLt: operand B is not inside one device "
+                        "allocation"));
+}
+
+// The docs give the bias D's type: an f32 bias on a bf16 D is refused, not silently widened.
+TEST_F(EmuChecks, CublasLtBiasMustHaveTheOutputType) {
+  Tensor a = random_uniform_tensor({2, 8}, 4, 0).to(DType::BF16).to(Device::CUDA);
+  Tensor w = random_uniform_tensor({3, 8}, 4, 1).to(DType::BF16).to(Device::CUDA);
+  Tensor bias = random_uniform_tensor({3}, 4, 2).to(Device::CUDA);  // f32
+  Tensor y = Tensor::empty({2, 3}, DType::BF16, Device::CUDA);
+  cublasLtHandle_t h;
+  CUBLAS_CHECK(cublasLtCreate(&h));
+  cublasLtMatmulDesc_t op;
+  CUBLAS_CHECK(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  uint32_t epi = CUBLASLT_EPILOGUE_BIAS;
+  int32_t bt = CUDA_R_32F, tb = CUBLAS_OP_T;
+  const void* bp = bias.raw();
+  auto set = [&](cublasLtMatmulDescAttributes_t attr, const void* v, size_t bytes) {
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(op, attr, v, bytes));
+  };
+  set(CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi);
+  set(CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof bp);
+  set(CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bt, sizeof bt);
+  set(CUBLASLT_MATMUL_DESC_TRANSA, &tb, sizeof tb);
+  cublasLtMatrixLayout_t lw, la, ly;  // y^T [3, 2] = w [3, 8] (as w^T stored) x a^T [8, 2]
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lw, CUDA_R_16BF, 8, 3, 8));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, 8, 2, 8));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ly, CUDA_R_16BF, 3, 2, 3));
+  const float one = 1.f, zero = 0.f;
+  cublasStatus_t s = cublasLtMatmul(h, op, &one, w.raw(), lw, a.raw(), la, &zero, y.raw(), ly,
+                                    y.raw(), ly, nullptr, nullptr, 0, cuda::stream());
+  EXPECT_EQ(s, CUBLAS_STATUS_NOT_SUPPORTED);
+  EXPECT_THAT(cublasLtGetStatusString(s), HasSubstr("the bias must have D's type"));
+  int32_t same = CUDA_R_16BF;  // with the bias declared bf16 (its memory is larger: in bounds)
+  set(CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &same, sizeof same);
+  EXPECT_EQ(cublasLtMatmul(h, op, &one, w.raw(), lw, a.raw(), la, &zero, y.raw(), ly, y.raw(), ly,
+                           nullptr, nullptr, 0, cuda::stream()),
+            CUBLAS_STATUS_SUCCESS);
+  for (auto l : {lw, la, ly}) CUBLAS_CHECK(cublasLtMatrixLayoutDestroy(l));
+  CUBLAS_CHECK(cublasLtMatmulDescDestroy(op));
+  CUBLAS_CHECK(cublasLtDestroy(h));
 }
 
 // ---- launch limits, memory and copies ----

@@ -5,6 +5,7 @@
 //                     in bf16 (native kernels or the registry's f32 adapter) against an f64 CPU
 //                     reference: within twice one bf16 rounding of the result (4x for a native
 //                     kernel with bf16 intermediates: attention; tests/bf16_rule.h);
+//   Bf16MixedDtypes   native bf16 kernels with f32 tensors beside the bf16 ones (f32 bias, gamma);
 //   GradientSubsets   backward with one input gradient requested at a time;
 //   NoOutputGradient  backward with one output's gradient undefined ("no gradient flows back");
 //   CappedGrids       f32 again with 2 SMs, every grid-stride grid capped at 3 blocks and 1-byte
@@ -153,7 +154,7 @@ TEST_P(OpParity, Bf16) {
   int checked = 0;
   for_each_case(def.name, [&](const OpDef& def, const TestCase& tc, uint64_t seed) {
     try {
-      checked += bf16_rule::check_case(def, tc, seed, Device::CUDA, native ? 4 : 2);
+      checked += bf16_rule::check_case(def, tc, seed, Device::CUDA, def.bf16_parity_factor);
     } catch (const Error& e) {
       EXPECT_TRUE(native && std::string(e.what()).rfind(def.name + ":", 0) == 0)
           << def.name << " [" << tc.label << "] refused bf16 on cuda: " << e.what();
@@ -162,6 +163,37 @@ TEST_P(OpParity, Bf16) {
   if (cuda_available()) {
     EXPECT_GT(checked, 0) << def.name << ": no test case runs in bf16";
   }
+}
+
+// A native bf16 kernel also takes f32 tensors next to bf16 ones where the op allows it (an f32
+// bias, gamma or conditioning beside bf16 activations): every such mix of the float inputs after
+// the first (kept bf16) that the op's infer() accepts, under the same bound.
+TEST_P(OpParity, Bf16MixedDtypes) {
+  const OpDef& def = Registry::get().at(GetParam());
+  if (!def.cuda.bf16) GTEST_SKIP() << def.name << " runs bf16 through the registry's f32 adapter";
+  int checked = 0;
+  for_each_case(def.name, [&](const OpDef& def, const TestCase& tc, uint64_t seed) {
+    std::vector<size_t> later;  // float inputs after the first
+    bool first = true;
+    for (size_t i = 0; i < tc.inputs.size(); ++i) {
+      if (tc.inputs[i].integer || tc.inputs[i].absent) continue;
+      if (!first) later.push_back(i);
+      first = false;
+    }
+    std::vector<Tensor> probe = make_op_inputs(tc, seed, DType::F32);
+    for (uint32_t mask = 1; mask < (1u << later.size()); ++mask) {
+      std::vector<bool> keep(tc.inputs.size(), false);
+      for (size_t k = 0; k < later.size(); ++k) keep[later[k]] = mask >> k & 1;
+      try {
+        def.infer(bf16_rule::place(probe, Device::CPU, DType::BF16, keep),
+                  resolve_attrs(def, tc.attrs));
+      } catch (const Error&) {
+        continue;  // a mix the op refuses on every backend (expect_same_dtype)
+      }
+      checked += bf16_rule::check_case(def, tc, seed, Device::CUDA, def.bf16_parity_factor, keep);
+    }
+  });
+  if (cuda_available()) RecordProperty("mixes_checked", checked);
 }
 
 TEST_P(OpParity, GradientSubsets) {

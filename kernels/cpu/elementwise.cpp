@@ -173,7 +173,10 @@ std::vector<TestCase> binary_tests() {
   return {{"same", {{{2, 3, 4}}, {{2, 3, 4}}}},
           {"bias", {{{2, 3, 4}}, {{4}}}},
           {"per-channel", {{{2, 3, 2, 2}}, {{2, 3, 1, 1}}}},
-          {"both", {{{3, 1}}, {{1, 4}}}}};
+          {"both", {{{3, 1}}, {{1, 4}}}},
+          // Long enough for the CUDA kernels' 16-byte packs of 8, with a tail (505 = 63 * 8 + 1).
+          {"same 505", {{{5, 101}}, {{5, 101}}}},
+          {"bias 5x101", {{{5, 101}}, {{101}}}}};
 }
 
 }  // namespace
@@ -225,7 +228,7 @@ void register_elementwise_ops(Registry& r) {
     double s = c.attrs["s"];
     unary_backward(c, [s](auto x) { return decltype(x)(s); });
   };
-  scale.tests = {{"s=-1.7", {{{3, 5}}}, {{"s", -1.7}}}};
+  scale.tests = {{"s=-1.7", {{{3, 5}}}, {{"s", -1.7}}}, {"[3,131]", {{{3, 131}}}, {{"s", 0.3}}}};
   r.add(std::move(scale));
 
   OpDef silu{.name = "silu", .doc = "x * sigmoid(x). PyTorch: F.silu.",
@@ -238,7 +241,7 @@ void register_elementwise_ops(Registry& r) {
       return s * (decltype(x)(1) + x * (decltype(x)(1) - s));
     });
   };
-  silu.tests = {{"", {{{4, 7}, false, -4, 4}}}};
+  silu.tests = {{"", {{{4, 7}, false, -4, 4}}}, {"[3,131]", {{{3, 131}, false, -4, 4}}}};
   r.add(std::move(silu));
 
   OpDef gelu{.name = "gelu",
@@ -250,7 +253,7 @@ void register_elementwise_ops(Registry& r) {
   gelu.cpu.backward = [](GradCall& c) {
     unary_backward(c, [](auto x) { return gelu_cdf(x) + x * gelu_pdf(x); });
   };
-  gelu.tests = {{"", {{{4, 7}, false, -4, 4}}}};
+  gelu.tests = {{"", {{{4, 7}, false, -4, 4}}}, {"[3,131]", {{{3, 131}, false, -4, 4}}}};
   r.add(std::move(gelu));
 }
 

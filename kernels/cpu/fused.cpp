@@ -320,7 +320,8 @@ void register_fused_ops(Registry& r) {
               gcase("G=C", {3, 5, 3, 3}, 5, true),
               gcase("C=4 G=2 1-D", {2, 4, 7}, 2, false),
               gcase("no spatial", {4, 6}, 2, true),
-              gcase("large group", {1, 2, 64, 72}, 1, true)};
+              gcase("large group", {1, 2, 64, 72}, 1, true),
+              gcase("S=16 (16-byte accesses)", {2, 8, 4, 4}, 4, true)};
   gn.tests[2].attrs["eps"] = 1e-3;
   gn.bench_cases = {gcase("B=32 C=64 32x32 G=32", {32, 64, 32, 32}, 32, true)};
   // As group_norm: fp32 block reductions in another order, rsqrtf, sums over the batch.
@@ -380,7 +381,8 @@ void register_fused_ops(Registry& r) {
               lcase("C=37 eps=1e-3 silu", {2, 5, 37}, true),
               lcase("B=1 N=300 C=5", {1, 300, 5}, false),
               lcase("C=3500 silu", {1, 2, 3500}, true, 0.1),
-              lcase("C=6500", {1, 2, 6500}, false, 0.1)};
+              lcase("C=6500", {1, 2, 6500}, false, 0.1),
+              lcase("C=64 silu (16-byte accesses)", {2, 5, 64}, true)};
   ln.tests[3].attrs["eps"] = 1e-3;
   ln.bench_cases = {lcase("32x256x512", {32, 256, 512}, false)};
   // As layer_norm: fp32 warp reductions, rsqrtf, dgamma/dbeta and dscale/dshift summed over
@@ -421,7 +423,8 @@ void register_fused_ops(Registry& r) {
   };
   // 1-D, 2-D and 3-D x; C = 33 leaves a partial 32-channel CUDA tile; 300 rows split over blocks.
   bg.tests = {bcase("1-D C=6", {6}), bcase("2-D C=10", {7, 10}), bcase("3-D C=5", {2, 7, 5}),
-              bcase("3-D C=33", {2, 3, 33}), bcase("300 rows", {300, 3})};
+              bcase("3-D C=33", {2, 3, 33}), bcase("300 rows", {300, 3}),
+              bcase("C=64 (16-byte accesses)", {9, 64})};
   bg.bench_cases = {bcase("32x256x2048", {32, 256, 2048})};
   // db sums over rows in another order (sequential double vs fp32 trees); erff vs std::erf.
   bg.parity_tol = 2e-5;

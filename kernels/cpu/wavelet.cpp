@@ -106,11 +106,13 @@ void register_wavelet_ops(Registry& r) {
     return std::vector<OutMeta>{{{x.dim(0), 4 * x.dim(1), x.dim(2) / 2, x.dim(3) / 2}, x.dtype()}};
   };
   dwt_def.cpu = haar_backend("haar_dwt", true, haar);
-  // W = 6 and 10 take the CUDA scalar path (W % 4 != 0), W = 8 the float4 path.
+  // W = 6 and 10 take the CUDA scalar path, W = 8 the 16-byte path in f32 (w % 4 == 0), W = 32
+  // in f32 and bf16 (w % 8 == 0).
   dwt_def.tests = {{"W=6", {{{2, 3, 4, 6}, false, -2, 2}}},
                    {"W=8", {{{1, 2, 6, 8}, false, -2, 2}}},
                    {"2x2", {{{2, 1, 2, 2}, false, -2, 2}}},
-                   {"W=10", {{{1, 5, 2, 10}, false, -2, 2}}}};
+                   {"W=10", {{{1, 5, 2, 10}, false, -2, 2}}},
+                   {"W=32", {{{1, 2, 4, 32}, false, -2, 2}}}};
   dwt_def.bench_cases = {{"32x3x512x512", {{{32, 3, 512, 512}}}}};
   r.add(std::move(dwt_def));
 
@@ -130,10 +132,11 @@ void register_wavelet_ops(Registry& r) {
     return std::vector<OutMeta>{{{x.dim(0), x.dim(1) / 4, 2 * x.dim(2), 2 * x.dim(3)}, x.dtype()}};
   };
   idwt_def.cpu = haar_backend("haar_idwt", false, haar);
-  // w = 3 and 1 take the CUDA scalar path (odd w), w = 4 the float4 path.
+  // w = 3 and 1 take the CUDA scalar path, w = 4 the 16-byte path in f32, w = 8 in f32 and bf16.
   idwt_def.tests = {{"w=3", {{{2, 12, 2, 3}, false, -2, 2}}},
                     {"w=4", {{{1, 8, 3, 4}, false, -2, 2}}},
-                    {"1x1", {{{1, 4, 1, 1}, false, -2, 2}}}};
+                    {"1x1", {{{1, 4, 1, 1}, false, -2, 2}}},
+                    {"w=8", {{{1, 8, 2, 8}, false, -2, 2}}}};
   idwt_def.bench_cases = {{"32x12x256x256", {{{32, 12, 256, 256}}}}};
   r.add(std::move(idwt_def));
 }

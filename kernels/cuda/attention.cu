@@ -479,6 +479,7 @@ namespace sd {
 
 void register_attention_cuda(Registry& r) {
   r.mutable_at("attention").cuda = {attn::forward_cuda, attn::backward_cuda, /*bf16=*/true};
+  r.mutable_at("attention").bf16_parity_factor = 4;  // P and dS rounded to bf16 for the mma
 }
 
 }  // namespace sd

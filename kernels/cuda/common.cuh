@@ -16,13 +16,28 @@ namespace sd::cuda {
 [[noreturn]] void throw_cublas(cublasStatus_t s, const char* what, const char* file, int line);
 
 cudaStream_t stream();        // the stream every kernel and copy is ordered on
-cublasHandle_t cublas();      // bound to stream(), workspace set, TF32 allowed for f32
 
-// Row-major C_i = op(A_i) op(B_i) + beta C_i for i < batch, element strides sa/sb/sc between
-// batch items (0 shares an operand); TF32 tensor cores, f32 accumulation (kernels/cuda/blas.cu).
-void gemm(int64_t batch, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A,
-          int64_t lda, int64_t sa, const float* B, int64_t ldb, int64_t sb, float beta, float* C,
-          int64_t ldc, int64_t sc);
+// One matrix of a GEMM, row-major: at `p`, in `dt` (F32 or BF16), leading dimension `ld`,
+// `stride` elements between the matrices of a batch (0: one matrix shared by the batch).
+struct GemmMat {
+  const void* p;
+  DType dt;
+  int64_t ld, stride;
+};
+
+// t's data from element `offset` on, as a GEMM matrix.
+inline GemmMat gemm_mat(const Tensor& t, int64_t ld, int64_t stride = 0, int64_t offset = 0) {
+  return {static_cast<const char*>(t.raw()) + offset * int64_t(dtype_size(t.dtype())), t.dtype(),
+          ld, stride};
+}
+
+// Row-major C_i = op(A_i) op(B_i) + beta C_i (+ bias[j] in every row) for i < batch: one
+// cublasLtMatmul, f32 accumulation (kernels/cuda/blas.cu). A and B share a dtype: f32 operands
+// run on TF32 tensor cores into an f32 C; bf16 ones are read exactly into a bf16 C (rounded once,
+// bias included) or an f32 C. `bias` (N values in C's dtype, cuBLASLt's rule) needs batch 1.
+void gemm(int64_t batch, bool ta, bool tb, int64_t M, int64_t N, int64_t K, GemmMat A, GemmMat B,
+          float beta, GemmMat C, const void* bias = nullptr);
+
 
 // A grid dimension of `want` blocks for a grid-stride or split kernel: at least 1, at most the
 // kernel's `cap` and, when a test sets one, cuda_limits().max_grid.

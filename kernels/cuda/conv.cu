@@ -1,17 +1,22 @@
 // CUDA backend of the image family (math in kernels/cpu/conv.cpp).
-// conv2d is im2col + cuBLAS (TF32, f32 accumulation): a chunk of images is unfolded into a
-// [n, C*k*k, Ho*Wo] buffer (capped at col_bytes(), so large batches go in several chunks) and one
-// strided-batched GEMM multiplies the shared W into all of them. dx gathers its sum from dcol
-// (col2im without atomics, deterministic); dW accumulates one GEMM per image into the same output
-// (beta = 1). 1x1 stride-1 unpadded kernels skip the unfold: col is x itself.
+// conv2d is im2col + cuBLASLt (cuda::gemm: TF32 for f32, bf16 read exactly, f32 accumulation),
+// native in f32 and bf16: a chunk of images is unfolded into a [n, C*k*k, Ho*Wo] buffer in x's
+// dtype (capped at col_bytes(), so large batches go in several chunks) and one strided-batched
+// GEMM multiplies the shared W into all of them. dx gathers its sum from dcol (col2im without
+// atomics, deterministic); dW accumulates one GEMM per image into the same output (beta = 1).
+// Every sum of several GEMM results (the bias, col2im, dW over images) is made in f32 and a bf16
+// result is rounded once at the end. 1x1 stride-1 unpadded kernels skip the unfold: col is x.
 // The rearrangement, pooling and upsampling kernels index by output element: each writes one
 // element and reads what it needs, so every element is written exactly once.
 #include <algorithm>
 
 #include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/pack8.cuh"
 
 namespace sd {
 namespace {
+
+using namespace cuda;  // gemm, and pack8.cuh's f32/bf16 element access
 
 // The column buffer's cap: 256 MiB, or less when a test shrinks scratch buffers.
 int64_t col_bytes() {
@@ -19,19 +24,12 @@ int64_t col_bytes() {
   return test_cap > 0 && test_cap < cap ? test_cap : cap;
 }
 
-void check_f32(const char* op, const Tensor& t) {
-  SD_CHECK(t.dtype() == DType::F32, op, ": the cuda backend computes this op in f32, got ",
-           t.desc());
-}
-
-using cuda::gemm;
-
 struct ConvDims {
   int64_t B, C, H, W, O, k, s, p, Ho, Wo;
   __host__ __device__ int64_t hw() const { return Ho * Wo; }
   __host__ __device__ int64_t ckk() const { return C * k * k; }
   bool direct() const { return k == 1 && s == 1 && p == 0; }
-  // images per chunk so that one [n, Ckk, HoWo] buffer stays under col_bytes()
+  // images per chunk so that one [n, Ckk, HoWo] f32 buffer stays under col_bytes()
   int64_t chunk() const {
     return std::clamp<int64_t>(col_bytes() / (ckk() * hw() * int64_t(sizeof(float))), 1, B);
   }
@@ -47,21 +45,25 @@ ConvDims conv_dims(const Tensor& x, const Tensor& w, const Attrs& at) {
 }
 
 // col[n, (c*k + ky)*k + kx, oy*Wo + ox] = x[n, c, oy*s - p + ky, ox*s - p + kx] (0 outside) for
-// n images: coalesced writes; neighbouring threads read neighbouring x (stride s).
-__global__ void im2col_kernel(const float* x, ConvDims d, int64_t n, float* col) {
+// n images: coalesced writes; neighbouring threads read neighbouring x (stride s). A copy: bf16
+// stays bf16 (2 bytes read and written per element).
+template <class T>
+__global__ void im2col_kernel(const T* x, ConvDims d, int64_t n, T* col) {
   int64_t hw = d.hw(), ckk = d.ckk();
   CUDA_LOOP(i, n * ckk * hw) {
     int64_t pos = i % hw, row = (i / hw) % ckk, b = i / (hw * ckk);
     int64_t c = row / (d.k * d.k), ky = (row / d.k) % d.k, kx = row % d.k;
     int64_t iy = (pos / d.Wo) * d.s - d.p + ky, ix = (pos % d.Wo) * d.s - d.p + kx;
     bool in = iy >= 0 && iy < d.H && ix >= 0 && ix < d.W;
-    col[i] = in ? x[((b * d.C + c) * d.H + iy) * d.W + ix] : 0.f;
+    col[i] = in ? x[((b * d.C + c) * d.H + iy) * d.W + ix] : from_f32<T>(0.f);
   }
 }
 
 // dx[n, c, iy, ix] = sum over (ky, kx) with iy = oy*s - p + ky, ix = ox*s - p + kx of
 // dcol[n, (c*k + ky)*k + kx, oy*Wo + ox]: a gather, so no atomics and a fixed summation order.
-__global__ void col2im_kernel(const float* dcol, ConvDims d, int64_t n, float* dx) {
+// dcol is f32 (written so by the GEMM), dx rounded once.
+template <class T>
+__global__ void col2im_kernel(const float* dcol, ConvDims d, int64_t n, T* dx) {
   int64_t hw = d.hw(), ckk = d.ckk();
   CUDA_LOOP(i, n * d.C * d.H * d.W) {
     int64_t ix = i % d.W, iy = (i / d.W) % d.H, c = (i / (d.W * d.H)) % d.C;
@@ -81,108 +83,147 @@ __global__ void col2im_kernel(const float* dcol, ConvDims d, int64_t n, float* d
         s += base[(ky * d.k + kx) * hw + oy * d.Wo + ox];
       }
     }
-    dx[i] = s;
+    dx[i] = from_f32<T>(s);
   }
 }
 
-// y[b, o, :] += bias[o]
-__global__ void add_bias_nchw(float* y, const float* bias, int64_t n, int64_t O, int64_t hw) {
-  CUDA_LOOP(i, n) y[i] += bias[(i / hw) % O];
+// y[b, o, :] = src[b, o, :] + bias[o] for the n elements of a chunk of whole images: src is the
+// f32 GEMM result (y itself when y is f32: in place), y rounded once when bf16.
+template <class B, class Y>
+__global__ void add_bias_nchw(const float* src, const B* bias, Y* y, int64_t n, int64_t O,
+                              int64_t hw) {
+  CUDA_LOOP(i, n) y[i] = from_f32<Y>(src[i] + float(bias[(i / hw) % O]));
 }
 
 // db[o] = sum over b and positions of g[b, o, :]: one 256-thread block per channel, a tree
-// reduction in shared memory (fixed order: deterministic).
-__global__ void bias_grad_nchw(const float* g, int64_t B, int64_t O, int64_t hw, float* db) {
+// reduction in shared memory (fixed order: deterministic), in f32.
+template <class G, class DB>
+__global__ void bias_grad_nchw(const G* g, int64_t B, int64_t O, int64_t hw, DB* db) {
   __shared__ float part[256];
   int64_t o = blockIdx.x;
   float s = 0.f;
-  for (int64_t j = threadIdx.x; j < B * hw; j += 256) s += g[((j / hw) * O + o) * hw + j % hw];
+  for (int64_t j = threadIdx.x; j < B * hw; j += 256)
+    s += float(g[((j / hw) * O + o) * hw + j % hw]);
   part[threadIdx.x] = s;
   __syncthreads();
   for (int w = 128; w > 0; w /= 2) {
     if (int(threadIdx.x) < w) part[threadIdx.x] += part[threadIdx.x + w];
     __syncthreads();
   }
-  if (threadIdx.x == 0) db[o] = part[0];
+  if (threadIdx.x == 0) db[o] = from_f32<DB>(part[0]);
 }
 
-void im2col(const float* x, const ConvDims& d, int64_t n, float* col) {
+// Images b0 .. b0+n-1 of x unfolded into col.
+template <class T>
+void im2col(const Tensor& x, int64_t b0, const ConvDims& d, int64_t n, const Tensor& col) {
   int64_t total = n * d.ckk() * d.hw();
-  SD_LAUNCH(im2col_kernel, cuda::grid_for(total, 256), 256, 0, cuda::stream(), x, d, n, col);
+  SD_LAUNCH(im2col_kernel<T>, cuda::grid_for(total, 256), 256, 0, cuda::stream(),
+            static_cast<const T*>(x.raw()) + b0 * d.C * d.H * d.W, d, n,
+            static_cast<T*>(col.raw()));
+}
+
+// x and w share T (else run_widened); the bias may be f32 or bf16.
+template <class T>
+void conv_forward_t(OpCall& c) {
+  const Tensor &x = c.in[0], &w = c.in[1], &bias = c.in[2], &y = c.out[0];
+  const DType dt = x.dtype();
+  ConvDims d = conv_dims(x, w, c.attrs);
+  int64_t hw = d.hw(), ckk = d.ckk(), chw = d.C * d.H * d.W, nb = d.chunk();
+  // A bf16 y with a bias: the GEMM writes f32 chunks, the bias kernel adds and rounds once.
+  const bool via_f32 = bias.defined() && dt == DType::BF16;
+  Tensor col = d.direct() ? Tensor() : Tensor::empty({nb, ckk, hw}, dt, Device::CUDA);
+  Tensor acc = via_f32 ? Tensor::empty({nb, d.O, hw}, DType::F32, Device::CUDA) : Tensor();
+  for (int64_t b0 = 0; b0 < d.B; b0 += nb) {
+    int64_t n = std::min(nb, d.B - b0);
+    if (!d.direct()) im2col<T>(x, b0, d, n, col);
+    // y_b [O, hw] = W [O, ckk] x col_b [ckk, hw]; col_b is x_b itself in the direct case
+    GemmMat src = d.direct() ? gemm_mat(x, hw, chw, b0 * chw) : gemm_mat(col, hw, ckk * hw);
+    GemmMat dst = via_f32 ? gemm_mat(acc, hw, d.O * hw) : gemm_mat(y, hw, d.O * hw, b0 * d.O * hw);
+    gemm(n, false, false, d.O, hw, ckk, gemm_mat(w, ckk), src, 0.f, dst);
+    if (via_f32)
+      dispatch_f32_bf16("conv2d", bias, [&](auto bt) {
+        using B = decltype(bt);
+        int64_t total = n * d.O * hw;
+        SD_LAUNCH((add_bias_nchw<B, T>), cuda::grid_for(total, 256), 256, 0, cuda::stream(),
+                  acc.data<float>(), static_cast<const B*>(bias.raw()),
+                  static_cast<T*>(y.raw()) + b0 * d.O * hw, total, d.O, hw);
+      });
+  }
+  if (bias.defined() && !via_f32)  // f32 y: in place, once over the whole output
+    dispatch_f32_bf16("conv2d", bias, [&](auto bt) {
+      using B = decltype(bt);
+      int64_t total = d.B * d.O * hw;
+      SD_LAUNCH((add_bias_nchw<B, float>), cuda::grid_for(total, 256), 256, 0, cuda::stream(),
+                y.data<float>(), static_cast<const B*>(bias.raw()), y.data<float>(), total, d.O,
+                hw);
+    });
+}
+
+template <class T>
+void conv_backward_t(GradCall& c) {
+  const Tensor &x = c.in[0], &w = c.in[1], &g = c.grad_out[0];
+  const DType dt = x.dtype();
+  ConvDims d = conv_dims(x, w, c.attrs);
+  int64_t hw = d.hw(), ckk = d.ckk(), chw = d.C * d.H * d.W, nb = d.chunk();
+  const Tensor &dx = c.grad_in[0], &dw = c.grad_in[1];
+  Tensor col, dcol, dw_acc;
+  if (dw.defined() && !d.direct()) col = Tensor::empty({nb, ckk, hw}, dt, Device::CUDA);
+  if (dx.defined() && !d.direct()) dcol = Tensor::empty({nb, ckk, hw}, DType::F32, Device::CUDA);
+  // dW sums one GEMM per image: in f32, rounded once at the end when bf16.
+  if (dw.defined())
+    dw_acc = dt == DType::F32 ? dw : Tensor::empty(dw.shape(), DType::F32, Device::CUDA);
+  for (int64_t b0 = 0; b0 < d.B; b0 += nb) {
+    int64_t n = std::min(nb, d.B - b0);
+    if (dw.defined()) {
+      // dW [O, ckk] += g_b [O, hw] x col_b^T [hw, ckk], image by image into the one output
+      if (!d.direct()) im2col<T>(x, b0, d, n, col);
+      for (int64_t i = 0; i < n; ++i) {
+        GemmMat src =
+            d.direct() ? gemm_mat(x, hw, 0, (b0 + i) * chw) : gemm_mat(col, hw, 0, i * ckk * hw);
+        gemm(1, false, true, d.O, ckk, hw, gemm_mat(g, hw, 0, (b0 + i) * d.O * hw), src,
+             b0 + i ? 1.f : 0.f, gemm_mat(dw_acc, ckk));
+      }
+    }
+    if (dx.defined()) {
+      // dcol_b [ckk, hw] = W^T [ckk, O] x g_b [O, hw] (f32), then folded back onto dx_b; in
+      // the direct case the GEMM writes dx_b itself
+      GemmMat dst = d.direct() ? gemm_mat(dx, hw, chw, b0 * chw) : gemm_mat(dcol, hw, ckk * hw);
+      gemm(n, true, false, ckk, hw, d.O, gemm_mat(w, ckk), gemm_mat(g, hw, d.O * hw, b0 * d.O * hw),
+           0.f, dst);
+      if (!d.direct()) {
+        int64_t total = n * chw;
+        SD_LAUNCH(col2im_kernel<T>, cuda::grid_for(total, 256), 256, 0, cuda::stream(),
+                  dcol.data<float>(), d, n, static_cast<T*>(dx.raw()) + b0 * chw);
+      }
+    }
+  }
+  if (dw.defined() && dw_acc.raw() != dw.raw()) dw.convert_from(dw_acc);
+  if (const Tensor& db = c.grad_in[2]; db.defined())
+    dispatch_f32_bf16("conv2d", db, [&](auto bt) {
+      using DB = decltype(bt);
+      SD_LAUNCH((bias_grad_nchw<T, DB>), unsigned(d.O), 256, 0, cuda::stream(),
+                static_cast<const T*>(g.raw()), d.B, d.O, hw, static_cast<DB*>(db.raw()));
+    });
 }
 
 void conv_forward(OpCall& c) {
-  const Tensor &x = c.in[0], &w = c.in[1], &bias = c.in[2];
-  check_f32("conv2d", x);
-  ConvDims d = conv_dims(x, w, c.attrs);
-  int64_t hw = d.hw(), ckk = d.ckk(), chw = d.C * d.H * d.W, nb = d.chunk();
-  float* y = c.out[0].data<float>();
-  Tensor col = d.direct() ? Tensor() : Tensor::empty({nb, ckk, hw}, DType::F32, Device::CUDA);
-  for (int64_t b0 = 0; b0 < d.B; b0 += nb) {
-    int64_t n = std::min(nb, d.B - b0);
-    const float* src = x.data<float>() + b0 * chw;
-    if (!d.direct()) {
-      im2col(src, d, n, col.data<float>());
-      src = col.data<float>();
-    }
-    // y_b [O, hw] = W [O, ckk] x col_b [ckk, hw]; col_b is x_b itself in the direct case
-    gemm(n, false, false, d.O, hw, ckk, w.data<float>(), ckk, 0, src, hw,
-         d.direct() ? chw : ckk * hw, 0.f, y + b0 * d.O * hw, hw, d.O * hw);
-  }
-  if (bias.defined()) {
-    int64_t total = d.B * d.O * hw;
-    SD_LAUNCH(add_bias_nchw, cuda::grid_for(total, 256), 256, 0, cuda::stream(), y,
-              bias.data<float>(), total, d.O, hw);
-  }
+  if (c.in[0].dtype() != c.in[1].dtype()) return sd::run_widened(c, conv_forward);
+  dispatch_f32_bf16("conv2d", c.in[0], [&](auto t) { conv_forward_t<decltype(t)>(c); });
 }
 
 void conv_backward(GradCall& c) {
-  const Tensor &x = c.in[0], &w = c.in[1];
-  ConvDims d = conv_dims(x, w, c.attrs);
-  int64_t hw = d.hw(), ckk = d.ckk(), chw = d.C * d.H * d.W, nb = d.chunk();
-  const float* g = c.grad_out[0].data<float>();
-  bool want_dx = c.grad_in[0].defined(), want_dw = c.grad_in[1].defined();
-  Tensor col, dcol;
-  if (want_dw && !d.direct()) col = Tensor::empty({nb, ckk, hw}, DType::F32, Device::CUDA);
-  if (want_dx && !d.direct()) dcol = Tensor::empty({nb, ckk, hw}, DType::F32, Device::CUDA);
-  for (int64_t b0 = 0; b0 < d.B; b0 += nb) {
-    int64_t n = std::min(nb, d.B - b0);
-    const float* gb = g + b0 * d.O * hw;
-    if (want_dw) {
-      // dW [O, ckk] += g_b [O, hw] x col_b^T [hw, ckk], image by image into the one output
-      const float* src = x.data<float>() + b0 * chw;
-      int64_t sstride = d.direct() ? chw : ckk * hw;
-      if (!d.direct()) {
-        im2col(src, d, n, col.data<float>());
-        src = col.data<float>();
-      }
-      for (int64_t i = 0; i < n; ++i)
-        gemm(1, false, true, d.O, ckk, hw, gb + i * d.O * hw, hw, 0, src + i * sstride, hw, 0,
-             b0 + i ? 1.f : 0.f, c.grad_in[1].data<float>(), ckk, 0);
-    }
-    if (want_dx) {
-      // dcol_b [ckk, hw] = W^T [ckk, O] x g_b [O, hw], then folded back onto dx_b
-      float* dxb = c.grad_in[0].data<float>() + b0 * chw;
-      float* dst = d.direct() ? dxb : dcol.data<float>();
-      gemm(n, true, false, ckk, hw, d.O, w.data<float>(), ckk, 0, gb, hw, d.O * hw, 0.f, dst, hw,
-           d.direct() ? chw : ckk * hw);
-      if (!d.direct()) {
-        int64_t total = n * chw;
-        SD_LAUNCH(col2im_kernel, cuda::grid_for(total, 256), 256, 0, cuda::stream(),
-                  dcol.data<float>(), d, n, dxb);
-      }
-    }
-  }
-  if (c.grad_in[2].defined()) {
-    SD_LAUNCH(bias_grad_nchw, unsigned(d.O), 256, 0, cuda::stream(), g, d.B, d.O, hw,
-              c.grad_in[2].data<float>());
-  }
+  SD_CHECK(c.grad_out[0].defined(), "conv2d: the backward needs the output's gradient");
+  if (c.in[0].dtype() != c.in[1].dtype()) return sd::run_widened(c, conv_backward);
+  dispatch_f32_bf16("conv2d", c.in[0], [&](auto t) { conv_backward_t<decltype(t)>(c); });
 }
 
 // ---- rearrangements and pooling ([B*C] planes; `big` is the larger image) ----
+// In f32 or bf16 (T, the one dtype of input and output): pixel_unshuffle moves elements as they
+// are; block sums add in f32 and round once; spreads scale in f32 (exact for scale 1).
 
 // small [B, C*p*p, H/p, W/p] <-> big [B, C, H, W]; i indexes the destination.
-__global__ void pixel_unshuffle_kernel(const float* src, float* dst, int64_t n, int64_t H,
+template <class T>
+__global__ void pixel_unshuffle_kernel(const T* src, T* dst, int64_t n, int64_t H,
                                        int64_t W, int64_t p, bool to_small) {
   int64_t h = H / p, w = W / p;
   CUDA_LOOP(i, n) {
@@ -203,47 +244,64 @@ __global__ void pixel_unshuffle_kernel(const float* src, float* dst, int64_t n, 
 }
 
 // small[b, c, i, j] = scale * sum of big over the f x f block at (i*f, j*f)
-__global__ void block_sum_kernel(const float* big, float* small, int64_t n, int64_t H, int64_t W,
+template <class T>
+__global__ void block_sum_kernel(const T* big, T* small, int64_t n, int64_t H, int64_t W,
                                  int64_t f, float scale) {
   int64_t h = H / f, w = W / f;
   CUDA_LOOP(i, n) {
     int64_t j = i % w, r = (i / w) % h, q = i / (w * h);
-    const float* b = big + (q * H + r * f) * W + j * f;
+    const T* b = big + (q * H + r * f) * W + j * f;
     float s = 0.f;
     for (int64_t y = 0; y < f; ++y)
-      for (int64_t x = 0; x < f; ++x) s += b[y * W + x];
-    small[i] = scale * s;
+      for (int64_t x = 0; x < f; ++x) s += float(b[y * W + x]);
+    small[i] = from_f32<T>(scale * s);
   }
 }
 
 // big[b, c, y, x] = scale * small[b, c, y/f, x/f]
-__global__ void block_spread_kernel(const float* small, float* big, int64_t n, int64_t H,
+template <class T>
+__global__ void block_spread_kernel(const T* small, T* big, int64_t n, int64_t H,
                                     int64_t W, int64_t f, float scale) {
   int64_t h = H / f, w = W / f;
   CUDA_LOOP(i, n) {
     int64_t x = i % W, y = (i / W) % H, q = i / (W * H);
-    big[i] = scale * small[(q * h + y / f) * w + x / f];
+    big[i] = from_f32<T>(scale * float(small[(q * h + y / f) * w + x / f]));
   }
 }
 
 // Copies between big (shape bs) and small in pixel_unshuffle order; dst is written in full.
 void pixel_unshuffle(const Tensor& src, const Tensor& dst, const Shape& bs, int64_t p,
                      bool to_small) {
+  SD_CHECK(src.defined(), "space_to_depth/depth_to_space: the backward needs the output's gradient");
   int64_t n = dst.numel();
-  SD_LAUNCH(pixel_unshuffle_kernel, cuda::grid_for(n, 256), 256, 0, cuda::stream(),
-            src.data<float>(), dst.data<float>(), n, bs[2], bs[3], p, to_small);
+  dispatch_f32_bf16("space_to_depth/depth_to_space", src, [&](auto t) {
+    using T = decltype(t);
+    SD_LAUNCH(pixel_unshuffle_kernel<T>, cuda::grid_for(n, 256), 256, 0, cuda::stream(),
+              static_cast<const T*>(src.raw()), static_cast<T*>(dst.raw()), n, bs[2], bs[3], p,
+              to_small);
+  });
 }
 
 void block_sum(const Tensor& big, const Tensor& small, int64_t f, float scale) {
+  SD_CHECK(big.defined(), "upsample_nearest: the backward needs the output's gradient");
   int64_t n = small.numel();
-  SD_LAUNCH(block_sum_kernel, cuda::grid_for(n, 256), 256, 0, cuda::stream(), big.data<float>(),
-            small.data<float>(), n, big.dim(2), big.dim(3), f, scale);
+  dispatch_f32_bf16("upsample_nearest", big, [&](auto t) {
+    using T = decltype(t);
+    SD_LAUNCH(block_sum_kernel<T>, cuda::grid_for(n, 256), 256, 0, cuda::stream(),
+              static_cast<const T*>(big.raw()), static_cast<T*>(small.raw()), n, big.dim(2),
+              big.dim(3), f, scale);
+  });
 }
 
 void block_spread(const Tensor& small, const Tensor& big, int64_t f, float scale) {
+  SD_CHECK(small.defined(), "avg_pool2d: the backward needs the output's gradient");
   int64_t n = big.numel();
-  SD_LAUNCH(block_spread_kernel, cuda::grid_for(n, 256), 256, 0, cuda::stream(),
-            small.data<float>(), big.data<float>(), n, big.dim(2), big.dim(3), f, scale);
+  dispatch_f32_bf16("avg_pool2d", big, [&](auto t) {
+    using T = decltype(t);
+    SD_LAUNCH(block_spread_kernel<T>, cuda::grid_for(n, 256), 256, 0, cuda::stream(),
+              static_cast<const T*>(small.raw()), static_cast<T*>(big.raw()), n, big.dim(2),
+              big.dim(3), f, scale);
+  });
 }
 
 }  // namespace
@@ -252,26 +310,19 @@ void register_conv_cuda(Registry& r) {
   r.mutable_at("conv2d").cuda = {conv_forward, conv_backward};
 
   r.mutable_at("space_to_depth").cuda = {
-      [](OpCall& c) {
-        check_f32("space_to_depth", c.in[0]);
-        pixel_unshuffle(c.in[0], c.out[0], c.in[0].shape(), c.attrs["p"], true);
-      },
+      [](OpCall& c) { pixel_unshuffle(c.in[0], c.out[0], c.in[0].shape(), c.attrs["p"], true); },
       [](GradCall& c) {
         if (c.grad_in[0].defined())
           pixel_unshuffle(c.grad_out[0], c.grad_in[0], c.in[0].shape(), c.attrs["p"], false);
       }};
   r.mutable_at("depth_to_space").cuda = {
-      [](OpCall& c) {
-        check_f32("depth_to_space", c.in[0]);
-        pixel_unshuffle(c.in[0], c.out[0], c.out[0].shape(), c.attrs["p"], false);
-      },
+      [](OpCall& c) { pixel_unshuffle(c.in[0], c.out[0], c.out[0].shape(), c.attrs["p"], false); },
       [](GradCall& c) {
         if (c.grad_in[0].defined())
           pixel_unshuffle(c.grad_out[0], c.grad_in[0], c.grad_out[0].shape(), c.attrs["p"], true);
       }};
   r.mutable_at("avg_pool2d").cuda = {
       [](OpCall& c) {
-        check_f32("avg_pool2d", c.in[0]);
         int64_t k = c.attrs["k"];
         block_sum(c.in[0], c.out[0], k, 1.f / float(k * k));
       },
@@ -280,13 +331,14 @@ void register_conv_cuda(Registry& r) {
         if (c.grad_in[0].defined()) block_spread(c.grad_out[0], c.grad_in[0], k, 1.f / float(k * k));
       }};
   r.mutable_at("upsample_nearest").cuda = {
-      [](OpCall& c) {
-        check_f32("upsample_nearest", c.in[0]);
-        block_spread(c.in[0], c.out[0], c.attrs["factor"], 1.f);
-      },
+      [](OpCall& c) { block_spread(c.in[0], c.out[0], c.attrs["factor"], 1.f); },
       [](GradCall& c) {
         if (c.grad_in[0].defined()) block_sum(c.grad_out[0], c.grad_in[0], c.attrs["factor"], 1.f);
       }};
+  // Native bf16 (kernels/registry.h): the kernels take f32 or bf16 tensors as they are.
+  for (const char* op :
+       {"conv2d", "space_to_depth", "depth_to_space", "avg_pool2d", "upsample_nearest"})
+    r.mutable_at(op).cuda.bf16 = true;
 }
 
 }  // namespace sd

@@ -1,46 +1,177 @@
-// CUDA backend of the elementwise family (math in kernels/cpu/elementwise.cpp).
-// Memory traffic: each op reads its operands once and writes once; the same-shape path is a flat
-// grid-stride loop, the broadcast path adds index arithmetic but no extra traffic.
+// CUDA backend of the elementwise family (math in kernels/cpu/elementwise.cpp), native f32 and
+// bf16: each tensor f32 or bf16 as infer() allows (a bf16 activation plus an f32 operand, say),
+// f32 arithmetic, one rounding per bf16 result (kernels/cuda/pack8.cuh).
+// Memory traffic: each op reads its operands once and writes once, so bf16 halves the bytes. One
+// kernel serves every op (add, mul, scale, silu, gelu, forward and backward): y[i] = f(a, b) over
+// the output, a thread taking a pack of 8 consecutive outputs with 16-byte loads and stores (bf16:
+// 2 B per element per tensor, one access; f32: 4 B, two) of every operand in the output's layout
+// when the pointers are 16-byte aligned; a broadcast operand (a bias, a per-channel scale) is
+// read element by element through a cursor (small and cache-resident), the last n % 8 elements
+// one by one.
 // The gradient of a broadcast (reduced) operand, ga[j] = sum of g (* the other operand) over the
 // output elements that read element j, is a split reduction with no atomics: blocks of (32, 8)
 // threads take a tile of operand elements and a chunk of the terms, the coalesced thread axis on
 // whichever of the two is contiguous in memory, and write one partial per element and chunk;
-// column_sum adds the chunks in order (one chunk: the block writes ga itself). Traffic: read g
-// (and the other operand) once, write ga once, plus chunks x |ga| floats of partials, which the
-// chunk count keeps small (about four blocks per SM in all). SIMDIFF_CUDA_ATOMICS=1 instead adds
-// every term into a zeroed ga with atomicAdd, in whatever order the threads run.
+// column_sum adds the chunks in order (one chunk: the block writes ga itself). Sums are f32, ga
+// rounded once. Traffic: read g (and the other operand) once, write ga once, plus chunks x |ga|
+// floats of partials, which the chunk count keeps small (about four blocks per SM in all).
+// SIMDIFF_CUDA_ATOMICS=1 instead adds every term into a zeroed f32 ga with atomicAdd, in whatever
+// order the threads run (a bf16 ga always takes the split reduction: no rounding per term).
 #include <algorithm>
 #include <cmath>
 
 #include "kernels/broadcast.h"
+#include "kernels/cuda/pack8.cuh"
 #include "kernels/cuda/reduce.cuh"
 
 namespace sd {
 namespace {
 
+using cuda::bf16;
+
 struct AddF { __device__ float operator()(float a, float b) const { return a + b; } };
 struct MulF { __device__ float operator()(float a, float b) const { return a * b; } };
 
-template <class F>
-__global__ void binary_kernel(Broadcast bc, const float* a, const float* b, float* y, F f) {
-  CUDA_LOOP(i, bc.numel) {
-    int64_t ia = i, ib = i;
-    if (!bc.same) bc.offsets(i, ia, ib);
-    y[i] = f(a[ia], b[ib]);
+// Where output element i finds its element of an operand. Most operands are a "repeat": their
+// elements in order, each repeated `inner` times, the whole cycled: index (i / inner) % period
+// (the output's shape: inner 1, period n; a bias [C] on [.., C]: 1, C; a per-channel [1, C, 1, 1]
+// on [B, C, H, W]: H*W, C). Any other broadcast goes through the strides.
+struct Operand {
+  bool repeat = true;
+  bool vec = false;  // the output's own layout (index i) and 16-byte aligned: packs load whole
+  int64_t inner = 1, period = 1;
+  int64_t stride[kMaxDims] = {};
+
+  __device__ int64_t index(const Broadcast& bc, int64_t i) const {
+    if (repeat) return i / inner % period;
+    int64_t o = 0;
+    for (int d = bc.ndim - 1; d >= 0; --d) {
+      o += i % bc.out_shape[d] * stride[d];
+      i /= bc.out_shape[d];
+    }
+    return o;
+  }
+};
+
+// The operand with broadcast strides `stride` (Broadcast's a_stride / b_stride) at p: a repeat
+// when the output dims it keeps (size > 1, stride != 0) are consecutive among the output's dims
+// of size > 1.
+Operand operand_of(const Broadcast& bc, const int64_t* stride, const void* p) {
+  Operand o;
+  std::copy(stride, stride + kMaxDims, o.stride);
+  int state = 0;  // 0: before the kept dims, 1: in them, 2: after
+  for (int d = 0; d < bc.ndim; ++d) {
+    int64_t n = bc.out_shape[d];
+    if (n <= 1) continue;
+    if (stride[d] != 0) {
+      if (state == 2) o.repeat = false;
+      state = 1;
+      o.period *= n;
+    } else {
+      if (state == 1) state = 2;
+      if (state == 2) o.inner *= n;
+    }
+  }
+  o.vec = o.repeat && o.inner == 1 && o.period == bc.numel && cuda::aligned16(p);
+  return o;
+}
+
+// An operand in the output's layout (a same-shape input, an output gradient).
+Operand full_operand(const Broadcast& bc, const void* p) {
+  Operand o;
+  o.period = bc.numel;
+  o.vec = cuda::aligned16(p);
+  return o;
+}
+
+// v[k] = x[operand index of i0 + k], k < 8; x null: 1 (add's gradient, a unary op's second slot).
+template <class T>
+__device__ __forceinline__ void gather8(const T* x, const Operand& o, const Broadcast& bc,
+                                        int64_t i0, float (&v)[8]) {
+  if (!x) {
+#pragma unroll
+    for (int k = 0; k < 8; ++k) v[k] = 1.f;
+  } else if (o.vec) {
+    cuda::load8(x + i0, v);
+  } else if (o.repeat) {  // a cursor: one division per pack
+    int64_t q = i0 / o.inner % o.period, r = i0 % o.inner;
+#pragma unroll
+    for (int k = 0; k < 8; ++k) {
+      v[k] = cuda::ld(x + q);
+      if (++r == o.inner) {
+        r = 0;
+        if (++q == o.period) q = 0;
+      }
+    }
+  } else {
+#pragma unroll
+    for (int k = 0; k < 8; ++k) v[k] = cuda::ld(x + o.index(bc, i0 + k));
   }
 }
 
-// ga[self(i)] = g[i] * (other ? other[oth(i)] : 1) for an operand of the output's size (`full`);
-// for a broadcast one, atomicAdd of each term (SIMDIFF_CUDA_ATOMICS=1 only).
-__global__ void binary_grad_kernel(Broadcast bc, bool for_a, bool full, const float* g,
-                                   const float* other, float* ga) {
+template <class T>
+__device__ __forceinline__ float gather1(const T* x, const Operand& o, const Broadcast& bc,
+                                         int64_t i) {
+  return x ? cuda::ld(x + o.index(bc, i)) : 1.f;
+}
+
+// y[i] = f(a[oa(i)], b[ob(i)]) for the bc.numel outputs (b null: 1), one pack of 8 per thread,
+// the last numel % 8 element by element. y may alias a or b (in-place accumulation): each thread
+// reads its elements before writing them.
+template <class Ty, class Ta, class Tb, class F>
+__global__ void binary_kernel(Broadcast bc, Operand oa, Operand ob, bool yvec, const Ta* a,
+                              const Tb* b, Ty* y, F f) {
+  const int64_t n = bc.numel;
+  CUDA_LOOP(p, (n + 7) / 8) {
+    const int64_t i0 = p * 8;
+    if (i0 + 8 <= n) {
+      float va[8], vb[8];
+      gather8(a, oa, bc, i0, va);
+      gather8(b, ob, bc, i0, vb);
+#pragma unroll
+      for (int k = 0; k < 8; ++k) va[k] = f(va[k], vb[k]);
+      if (yvec) {
+        cuda::store8(y + i0, va);
+      } else {
+#pragma unroll
+        for (int k = 0; k < 8; ++k) cuda::st(y + i0 + k, va[k]);
+      }
+    } else {
+      for (int64_t i = i0; i < n; ++i)
+        cuda::st(y + i, f(gather1(a, oa, bc, i), gather1(b, ob, bc, i)));
+    }
+  }
+}
+
+// y = f(a, b) over bc's output; a, b, y f32 or bf16 tensors (b may be undefined: 1).
+template <class Ty, class Ta, class Tb, class F>
+void launch_binary(const Broadcast& bc, const Tensor& a, const Operand& oa, const Tensor& b,
+                   const Operand& ob, const Tensor& y, F f) {
+  Ty* py = cuda::ptr<Ty>(y);
+  SD_LAUNCH((binary_kernel<Ty, Ta, Tb, F>), cuda::grid_for((bc.numel + 7) / 8, 256), 256, 0,
+            cuda::stream(), bc, oa, ob, cuda::aligned16(py), cuda::ptr<Ta>(a), cuda::ptr<Tb>(b),
+            py, f);
+}
+
+// A unary map y = f(x, aux) of same-shape tensors (aux undefined: 1), x, aux, y of type T, as
+// flat vectors (any number of dimensions).
+template <class T, class F>
+void launch_unary(const Tensor& x, const Tensor& aux, const Tensor& y, F f) {
+  Broadcast bc = make_broadcast("unary", {x.numel()}, {x.numel()});
+  launch_binary<T, T, T>(bc, x, full_operand(bc, x.raw()), aux,
+                         full_operand(bc, aux.defined() ? aux.raw() : nullptr), y, f);
+}
+
+// ga[i_self] += g[i] * (other ? other[i_other] : 1) with float atomics into a zeroed f32 ga, for a
+// broadcast operand (SIMDIFF_CUDA_ATOMICS=1 only).
+template <class Tg, class To>
+__global__ void binary_grad_atomic_kernel(Broadcast bc, bool for_a, const Tg* g, const To* other,
+                                          float* ga) {
   CUDA_LOOP(i, bc.numel) {
     int64_t ia = i, ib = i;
-    if (!bc.same) bc.offsets(i, ia, ib);
-    int64_t self = for_a ? ia : ib, oth = for_a ? ib : ia;
-    float v = other ? g[i] * other[oth] : g[i];
-    if (full) ga[self] = v;
-    else atomicAdd(ga + self, v);
+    bc.offsets(i, ia, ib);
+    float v = other ? cuda::ld(g + i) * cuda::ld(other + (for_a ? ib : ia)) : cuda::ld(g + i);
+    atomicAdd(ga + (for_a ? ia : ib), v);
   }
 }
 
@@ -98,11 +229,12 @@ BcastSplit split_of(const Broadcast& bc, bool for_a) {
 // innermost element is contiguous in the output): threadIdx.x walks 32 consecutive elements j,
 // threadIdx.y strides the terms, and shared memory adds the 8 row sums. Otherwise threadIdx.y
 // picks one of 8 elements and the warp's lanes walk its terms (contiguous), then a warp sum.
-// out[chunk * M + j] receives the sum: ga itself when there is one chunk, else the partials.
+// out[chunk * M + j] receives the f32 sum: ga itself (Tout its type) when there is one chunk,
+// else the f32 partials.
 // `other` null: add; `other_full`: the other operand has the output's shape (offset i itself).
-template <bool kJInner>
-__global__ void bcast_grad_kernel(BcastSplit s, Broadcast bc, bool for_a, const float* g,
-                                  const float* other, bool other_full, float* out, int64_t per) {
+template <bool kJInner, class Tout, class Tg, class To>
+__global__ void bcast_grad_kernel(BcastSplit s, Broadcast bc, bool for_a, const Tg* g,
+                                  const To* other, bool other_full, Tout* out, int64_t per) {
   __shared__ float red[8][33];
   const int64_t j = kJInner ? int64_t(blockIdx.x) * 32 + threadIdx.x
                             : int64_t(blockIdx.x) * 8 + threadIdx.y;
@@ -112,11 +244,11 @@ __global__ void bcast_grad_kernel(BcastSplit s, Broadcast bc, bool for_a, const 
     const int64_t base = s.kept(j);
     for (int64_t r = r0 + (kJInner ? threadIdx.y : threadIdx.x); r < r1; r += kJInner ? 8 : 32) {
       int64_t i = base + s.reduced(r);
-      float v = g[i];
+      float v = cuda::ld(g + i);
       if (other) {
         int64_t ia = i, ib = i;
         if (!other_full) bc.offsets(i, ia, ib);
-        v *= other[for_a ? ib : ia];
+        v *= cuda::ld(other + (for_a ? ib : ia));
       }
       acc += v;
     }
@@ -127,27 +259,16 @@ __global__ void bcast_grad_kernel(BcastSplit s, Broadcast bc, bool for_a, const 
     if (threadIdx.y != 0 || j >= s.M) return;
     float t = 0.f;
     for (int k = 0; k < 8; ++k) t += red[k][threadIdx.x];
-    out[int64_t(blockIdx.y) * s.M + j] = t;
+    cuda::st(out + int64_t(blockIdx.y) * s.M + j, t);
   } else {
     acc = cuda::warp_sum(acc);  // the warp is one threadIdx.y row: uniform j
-    if (threadIdx.x == 0 && j < s.M) out[int64_t(blockIdx.y) * s.M + j] = acc;
+    if (threadIdx.x == 0 && j < s.M) cuda::st(out + int64_t(blockIdx.y) * s.M + j, acc);
   }
 }
 
-void check_f32(const std::string& op, const Tensor& t) {
-  SD_CHECK(t.dtype() == DType::F32, op, ": the cuda backend computes this op in f32, got ",
-           t.desc());
-}
-
-template <class F>
-void binary_forward(OpCall& c, const char* op, F f) {
-  check_f32(op, c.in[0]);
-  Broadcast bc = make_broadcast(op, c.in[0].shape(), c.in[1].shape());
-  SD_LAUNCH(binary_kernel<F>, cuda::grid_for(bc.numel, 256), 256, 0, cuda::stream(), bc,
-            c.in[0].data<float>(), c.in[1].data<float>(), c.out[0].data<float>(), f);
-}
-
-// The gradient of operand k (0: a, 1: b) when it is broadcast: the split reduction above.
+// The gradient of operand k (0: a, 1: b) when it is broadcast: the split reduction above. Tg: the
+// output gradient's type, To: the other operand's (mul), Tga: the gradient's.
+template <class Tga, class Tg, class To>
 void bcast_grad(const char* op, const Broadcast& bc, int k, const Tensor& g, const Tensor* other,
                 Tensor& ga) {
   BcastSplit s = split_of(bc, k == 0);
@@ -166,33 +287,85 @@ void bcast_grad(const char* op, const Broadcast& bc, int k, const Tensor& g, con
   chunks = (s.R + per - 1) / per;
   SD_CHECK(tiles <= INT32_MAX, op, ": the cuda backward takes broadcast operands of at most 2^34 "
            "elements, got ", s.M);
-  Tensor part;
-  if (chunks > 1) part = Tensor::empty({chunks, s.M}, DType::F32, Device::CUDA);
-  float* out = chunks > 1 ? part.data<float>() : ga.data<float>();
-  const float* po = other ? other->data<float>() : nullptr;
+  const To* po = other ? cuda::ptr<To>(*other) : nullptr;
   const bool other_full = other && other->numel() == bc.numel;
-  auto kernel = j_inner ? bcast_grad_kernel<true> : bcast_grad_kernel<false>;
-  SD_LAUNCH(kernel, dim3(unsigned(tiles), unsigned(chunks)), dim3(32, 8), 0, cuda::stream(), s, bc,
-            k == 0, g.data<float>(), po, other_full, out, per);
-  if (chunks > 1) cuda::launch_column_sum(out, chunks, s.M, 0, s.M, ga.data<float>());
+  const dim3 grid = dim3(unsigned(tiles), unsigned(chunks)), block = dim3(32, 8);
+  auto run = [&](auto* out) {
+    using Tout = std::remove_pointer_t<decltype(out)>;
+    auto kernel = j_inner ? bcast_grad_kernel<true, Tout, Tg, To>
+                          : bcast_grad_kernel<false, Tout, Tg, To>;
+    SD_LAUNCH(kernel, grid, block, 0, cuda::stream(), s, bc, k == 0, cuda::ptr<Tg>(g), po,
+              other_full, out, per);
+  };
+  if (chunks == 1) {
+    run(cuda::ptr<Tga>(ga));
+    return;
+  }
+  Tensor part = Tensor::empty({chunks, s.M}, DType::F32, Device::CUDA);
+  run(part.data<float>());
+  cuda::launch_column_sum(part.data<float>(), chunks, s.M, 0, s.M, cuda::ptr<Tga>(ga));
 }
 
+// Gradients of add (is_mul false: ga = g) and mul (ga = g * b, gb = g * a) with a of type Ta (and
+// g, the output's gradient, too) and b of type Tb.
+template <class Ta, class Tb>
 void binary_backward(GradCall& c, const char* op, bool is_mul) {
-  Broadcast bc = make_broadcast("binary", c.in[0].shape(), c.in[1].shape());
+  Broadcast bc = make_broadcast(op, c.in[0].shape(), c.in[1].shape());
+  const Tensor& g = c.grad_out[0];
+  SD_CHECK(g.defined(), op, ": the backward needs the output gradient");
   for (int k = 0; k < 2; ++k) {
     Tensor& ga = c.grad_in[k];
     if (!ga.defined()) continue;
     const Tensor* other = is_mul ? &c.in[1 - k] : nullptr;
-    bool full = ga.numel() == bc.numel;
-    if (!full && !cuda::float_atomics()) {
-      bcast_grad(op, bc, k, c.grad_out[0], other, ga);
-      continue;
-    }
-    if (!full) ga.zero_();
-    SD_LAUNCH(binary_grad_kernel, cuda::grid_for(bc.numel, 256), 256, 0, cuda::stream(), bc, k == 0,
-              full, c.grad_out[0].data<float>(), other ? other->data<float>() : nullptr,
-              ga.data<float>());
+    // k = 0: ga is Ta's, the other operand Tb's; k = 1 the reverse.
+    auto grad = [&](auto tga, auto to) {
+      using Tga = decltype(tga);
+      using To = decltype(to);
+      if (ga.numel() == bc.numel) {  // the output's layout: elementwise
+        Operand oo = other ? operand_of(bc, k == 0 ? bc.b_stride : bc.a_stride, other->raw())
+                           : Operand{};
+        launch_binary<Tga, Ta, To>(bc, g, full_operand(bc, g.raw()), other ? *other : Tensor(), oo,
+                                   ga, MulF{});
+      } else if (cuda::float_atomics() && ga.dtype() == DType::F32) {
+        ga.zero_();
+        SD_LAUNCH((binary_grad_atomic_kernel<Ta, To>), cuda::grid_for(bc.numel, 256), 256, 0,
+                  cuda::stream(), bc, k == 0, cuda::ptr<Ta>(g),
+                  other ? cuda::ptr<To>(*other) : nullptr, ga.data<float>());
+      } else {
+        bcast_grad<Tga, Ta, To>(op, bc, k, g, other, ga);
+      }
+    };
+    if (k == 0) grad(Ta{}, Tb{});
+    else grad(Tb{}, Ta{});
   }
+}
+
+// f(a, b) for the (Ta, Tb) of the call's two operands.
+template <class F>
+void dispatch_binary(const char* op, const Tensor& a, const Tensor& b, F&& f) {
+  cuda::dispatch_f32_bf16(op, a, [&](auto ta) {
+    cuda::dispatch_f32_bf16(op, b, [&](auto tb) { f(ta, tb); });
+  });
+}
+
+template <class F>
+Backend binary_backend(const char* op, bool is_mul, F f) {
+  return {[=](OpCall& c) {
+            dispatch_binary(op, c.in[0], c.in[1], [&](auto ta, auto tb) {
+              using Ta = decltype(ta);
+              using Tb = decltype(tb);
+              Broadcast bc = make_broadcast(op, c.in[0].shape(), c.in[1].shape());
+              launch_binary<Ta, Ta, Tb>(bc, c.in[0], operand_of(bc, bc.a_stride, c.in[0].raw()),
+                                        c.in[1], operand_of(bc, bc.b_stride, c.in[1].raw()),
+                                        c.out[0], f);
+            });
+          },
+          [=](GradCall& c) {
+            dispatch_binary(op, c.in[0], c.in[1], [&](auto ta, auto tb) {
+              binary_backward<decltype(ta), decltype(tb)>(c, op, is_mul);
+            });
+          },
+          true};
 }
 
 // ---- unary: y = f(x), dx = g * f'(x) ----
@@ -210,55 +383,54 @@ struct Gelu {
     return cdf(x) + x * expf(-0.5f * x * x) * 0.3989422804014327f;
   }
 };
-
 template <class U>
-__global__ void unary_kernel(const float* x, float* y, int64_t n) {
-  CUDA_LOOP(i, n) y[i] = U::f(x[i]);
-}
+struct UnaryF {  // y = f(x); the second slot is empty (1)
+  __device__ float operator()(float x, float) const { return U::f(x); }
+};
 template <class U>
-__global__ void unary_grad_kernel(const float* x, const float* g, float* dx, int64_t n) {
-  CUDA_LOOP(i, n) dx[i] = g[i] * U::df(x[i]);
-}
-__global__ void scale_kernel(const float* x, float* y, float s, int64_t n) {
-  CUDA_LOOP(i, n) y[i] = s * x[i];
-}
+struct UnaryGradF {  // dx = g * f'(x)
+  __device__ float operator()(float x, float g) const { return g * U::df(x); }
+};
+struct ScaleF {  // y = s x
+  float s;
+  __device__ float operator()(float x, float) const { return s * x; }
+};
 
 template <class U>
 Backend unary_backend(const char* op) {
   return {[op](OpCall& c) {
-            check_f32(op, c.in[0]);
-            int64_t n = c.in[0].numel();
-            SD_LAUNCH(unary_kernel<U>, cuda::grid_for(n, 256), 256, 0, cuda::stream(),
-                      c.in[0].data<float>(), c.out[0].data<float>(), n);
+            cuda::dispatch_f32_bf16(op, c.in[0], [&](auto t) {
+              launch_unary<decltype(t)>(c.in[0], Tensor(), c.out[0], UnaryF<U>{});
+            });
           },
-          [](GradCall& c) {
+          [op](GradCall& c) {
             if (!c.grad_in[0].defined()) return;
-            int64_t n = c.in[0].numel();
-            SD_LAUNCH(unary_grad_kernel<U>, cuda::grid_for(n, 256), 256, 0, cuda::stream(),
-                      c.in[0].data<float>(), c.grad_out[0].data<float>(),
-                      c.grad_in[0].data<float>(), n);
-          }};
+            SD_CHECK(c.grad_out[0].defined(), op, ": the backward needs the output gradient");
+            cuda::dispatch_f32_bf16(op, c.in[0], [&](auto t) {
+              launch_unary<decltype(t)>(c.in[0], c.grad_out[0], c.grad_in[0], UnaryGradF<U>{});
+            });
+          },
+          true};
 }
 
 void launch_scale(const Tensor& x, const Tensor& y, float s) {
-  check_f32("scale", x);
-  SD_LAUNCH(scale_kernel, cuda::grid_for(x.numel(), 256), 256, 0, cuda::stream(), x.data<float>(),
-            y.data<float>(), s, x.numel());
+  cuda::dispatch_f32_bf16("scale", x, [&](auto t) {
+    launch_unary<decltype(t)>(x, Tensor(), y, ScaleF{s});
+  });
 }
 
 }  // namespace
 
 void register_elementwise_cuda(Registry& r) {
-  r.mutable_at("add").cuda = {[](OpCall& c) { binary_forward(c, "add", AddF{}); },
-                              [](GradCall& c) { binary_backward(c, "add", false); }};
-  r.mutable_at("mul").cuda = {[](OpCall& c) { binary_forward(c, "mul", MulF{}); },
-                              [](GradCall& c) { binary_backward(c, "mul", true); }};
+  r.mutable_at("add").cuda = binary_backend("add", false, AddF{});
+  r.mutable_at("mul").cuda = binary_backend("mul", true, MulF{});
   r.mutable_at("scale").cuda = {
       [](OpCall& c) { launch_scale(c.in[0], c.out[0], float(double(c.attrs["s"]))); },
       [](GradCall& c) {
         if (c.grad_in[0].defined())
           launch_scale(c.grad_out[0], c.grad_in[0], float(double(c.attrs["s"])));
-      }};
+      },
+      true};
   r.mutable_at("silu").cuda = unary_backend<Silu>("silu");
   r.mutable_at("gelu").cuda = unary_backend<Gelu>("gelu");
 }

@@ -1,4 +1,4 @@
-// CUDA backend of the embed family (math in kernels/cpu/embed.cpp), f32.
+// CUDA backend of the embed family (math in kernels/cpu/embed.cpp), f32; dropout also bf16.
 //   embedding: y[b, d] = table[idx[b], d], one thread per output element (row reads coalesced).
 //     The indices were range-checked on the host by infer(); the kernels still skip an invalid
 //     index rather than touch memory outside the table. Backward: one thread per dtable element
@@ -11,7 +11,11 @@
 //   sinusoidal_embedding: one thread per (b, i) pair writes cos and sin; angles in double like
 //     the CPU. Backward: one warp per sample sums its dim/2 terms in double (shuffle reduction).
 //   dropout: one thread per Philox block of 4 words = 4 consecutive elements, so each block is
-//     computed once; the backward regenerates the same mask from (seed, offset).
+//     computed once; the backward regenerates the same mask from (seed, offset). Native bf16
+//     (the model drops bf16 activations): x * s in f32, rounded once; element accesses (the
+//     4-element Philox blocks start at `first`, not at a 16-byte boundary; the kernel is bound
+//     by the Philox rounds more than by its 2 B + 2 B per element).
+#include "kernels/cuda/pack8.cuh"
 #include "kernels/cuda/reduce.cuh"
 #include "runtime/philox.h"
 
@@ -79,7 +83,8 @@ __global__ void sinusoidal_grad_kernel(const float* x, const float* g, float* dx
 
 // Element i's mask is stream word first + i: thread j computes block first / 4 + j and handles
 // the lanes that fall inside x (partial first and last blocks when first % 4 != 0).
-__global__ void dropout_kernel(const float* x, float* y, int64_t n, double p, float s,
+template <class T>
+__global__ void dropout_kernel(const T* x, T* y, int64_t n, double p, float s,
                                uint64_t seed, uint64_t offset, uint64_t first) {
   const int64_t skew = int64_t(first % 4);
   CUDA_LOOP(j, (n + skew + 3) / 4) {
@@ -87,19 +92,23 @@ __global__ void dropout_kernel(const float* x, float* y, int64_t n, double p, fl
 #pragma unroll
     for (int lane = 0; lane < 4; ++lane) {
       int64_t i = 4 * j + lane - skew;
-      if (i >= 0 && i < n) y[i] = double(philox_u01(blk.v[lane])) >= p ? x[i] * s : 0.f;
+      if (i >= 0 && i < n)
+        cuda::st(y + i, double(philox_u01(blk.v[lane])) >= p ? cuda::ld(x + i) * s : 0.f);
     }
   }
 }
 
 void launch_dropout(const Tensor& src, const Tensor& dst, const Attrs& a) {
-  check_f32("dropout", src);
   double p = a["p"].get<double>();
   int64_t n = src.numel();
   uint64_t first = a["first"].get<uint64_t>();
-  SD_LAUNCH(dropout_kernel, cuda::grid_for((n + 3 + int64_t(first % 4)) / 4, 256), 256, 0,
-            cuda::stream(), src.data<float>(), dst.data<float>(), n, p, float(1.0 / (1.0 - p)),
-            a["seed"].get<uint64_t>(), a["offset"].get<uint64_t>(), first);
+  cuda::dispatch_f32_bf16("dropout", src, [&](auto t) {
+    using T = decltype(t);
+    SD_LAUNCH(dropout_kernel<T>, cuda::grid_for((n + 3 + int64_t(first % 4)) / 4, 256), 256, 0,
+              cuda::stream(), cuda::ptr<T>(src), cuda::ptr<T>(dst), n, p,
+              float(1.0 / (1.0 - p)), a["seed"].get<uint64_t>(), a["offset"].get<uint64_t>(),
+              first);
+  });
 }
 
 }  // namespace
@@ -149,7 +158,8 @@ void register_embed_cuda(Registry& r) {
       [](OpCall& c) { launch_dropout(c.in[0], c.out[0], c.attrs); },
       [](GradCall& c) {
         if (c.grad_in[0].defined()) launch_dropout(c.grad_out[0], c.grad_in[0], c.attrs);
-      }};
+      },
+      true};
 }
 
 }  // namespace sd

@@ -1,6 +1,8 @@
-// CUDA backend of the fused family (math in kernels/cpu/fused.cpp), f32, statistics and sums in
-// fp32. u = ((x - mean) * rstd * gamma + beta) * (1 + scale) + shift, y = act(u), act = SiLU or
-// the identity (a template flag); the backward recomputes u from x and the saved statistics.
+// CUDA backend of the fused family (math in kernels/cpu/fused.cpp), f32 or native bf16 as the
+// norm family (kernels/cuda/norm.cuh: activations of T = f32 or bf16 in 16-byte chunks where the
+// shapes and pointers allow, statistics, sums and parameters in f32, one rounding per bf16
+// result). u = ((x - mean) * rstd * gamma + beta) * (1 + scale) + shift, y = act(u), act = SiLU
+// or the identity (a template flag); the backward recomputes u from x and the saved statistics.
 //   group_norm_mod fwd: one block per (b, group) as group_norm: the group's values are read from
 //     global memory once into a shared-memory cache (<= 8192 values), the mean, centred variance
 //     and output passes read the cache, and the output pass applies the affine, the conditioning
@@ -11,16 +13,17 @@
 //     adds the batches in a fixed order. Pass 2: dx over the group (the second read of x and g
 //     mostly hits L2). No atomics.
 //   layer_norm_mod fwd: one warp per token row, the row cached in shared memory (C <= 3072).
-//   layer_norm_mod bwd: block (chunk, b) takes groups of 8 token rows of batch b; one warp per
-//     row computes dx, then each thread adds the group's rows, in order, into the P = sum gu * xh
-//     and Q = sum gu accumulators of the columns it owns (shared memory, or the block's slice of
-//     the partial buffer when 2C floats do not fit). A finishing kernel per (b, c) adds the chunks
+//   layer_norm_mod bwd (kernels/cuda/norm.cuh, shared with layer_norm): block (chunk, b) takes
+//     groups of 8 token rows of batch b; one warp per row computes dx, then each thread adds the
+//     group's rows, in order, into the P = sum gu * xh and Q = sum gu accumulators of the columns
+//     it owns (shared memory, or the block's slice of the partial buffer when 2C floats do not
+//     fit). A finishing kernel per (b, c) adds the chunks
 //     in order: dscale, dshift, and (1 + scale) P, Q, whose column sums over b are dgamma, dbeta.
 //     Traffic: read x and g once from DRAM (the dx pass and the accumulation re-read the group's
 //     rows from L1/L2), write dx once, 2C floats per block. No atomics.
-//   bias_gelu fwd: flat elementwise, read x once, write y once. bwd: block (32 channels x 8 rows)
-//     over a range of rows writes dx once and reduces its db partial in shared memory; column_sum
-//     adds the row ranges in a fixed order.
+//   bias_gelu fwd: flat elementwise in 16-byte chunks and a scalar tail, read x once, write y
+//     once. bwd: block (32 x W channels x 8 rows) over a range of rows writes dx once and reduces
+//     its db partial in shared memory; column_sum adds the row ranges in a fixed order.
 #include <algorithm>
 #include <climits>
 #include <cstdint>
@@ -32,24 +35,12 @@ namespace {
 
 using namespace cuda;
 
-float* ptr_or_null(const Tensor& t) { return t.defined() ? t.data<float>() : nullptr; }
-
 template <bool kSilu>
 __device__ __forceinline__ float act(float u) {
   if constexpr (kSilu)
     return u / (1.f + expf(-u));
   else
     return u;
-}
-
-template <bool kSilu>
-__device__ __forceinline__ float act_grad(float u) {
-  if constexpr (kSilu) {
-    float s = 1.f / (1.f + expf(-u));
-    return s * (1.f + u * (1.f - s));
-  } else {
-    return 1.f;
-  }
 }
 
 __device__ __forceinline__ float gelu_cdf(float v) {
@@ -59,68 +50,71 @@ __device__ __forceinline__ float gelu_cdf(float v) {
 // ---------------------------------------------------------------- group_norm_mod
 
 // One block per (b, g): the group's n = Cg * S values start at x + (b*G + g) * n; value e belongs
-// to channel g*Cg + e/S, whose scale/shift sit at bc0 + e/S in [B, C].
-template <bool kSilu>
+// to channel g*Cg + e/S, whose scale/shift sit at bc0 + e/S in [B, C]. Chunks of W elements
+// (kVec16<T> when S % W == 0: a chunk never straddles two channels, else 1); the cache keeps the
+// group as read (sizeof(T) per value).
+template <class T, int W, bool kSilu>
 __global__ void __launch_bounds__(kGnThreads)
-    group_norm_mod_fwd(const float* __restrict__ x, const float* __restrict__ gamma,
+    group_norm_mod_fwd(const T* __restrict__ x, const float* __restrict__ gamma,
                        const float* __restrict__ beta, const float* __restrict__ sc,
-                       const float* __restrict__ sh, float* __restrict__ y,
+                       const float* __restrict__ sh, T* __restrict__ y,
                        float* __restrict__ mean, float* __restrict__ rstd, int G, int Cg, int S,
                        float eps, bool cache) {
-  SD_DYNAMIC_SHARED(float, smem);
+  SD_DYNAMIC_SHARED(float4, smem4);
   __shared__ float red[32];
+  T* cached = reinterpret_cast<T*>(smem4);
   int64_t bg = blockIdx.x;
   int n = Cg * S, ch0 = int(bg % G) * Cg;
   int64_t bc0 = (bg / G) * G * Cg + ch0;
-  const float* xs = x + bg * n;
-  float* ys = y + bg * n;
-  const float* src = cache ? smem : xs;  // each thread re-reads only its own cache slots
-  float inv_n = 1.f / float(n), s = 0.f, q = 0.f;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) {
-    float v = xs[i];
-    if (cache) smem[i] = v;
-    s += v;
-  }
-  float m = block_sum(s, red) * inv_n;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) q += sq(src[i] - m);
-  float rs = rsqrtf(block_sum(q, red) * inv_n + eps);
-  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+  const T* xs = x + bg * n;
+  const T* src = cache ? cached : xs;  // each thread re-reads only its own cache slots
+  float v[W];
+  auto [m, rs] = group_moments<W>(xs, cached, cache, n, eps, red);
+  for (int i = threadIdx.x * W; i < n; i += blockDim.x * W) {
     int ci = i / S;
-    float u = ((src[i] - m) * (rs * gamma[ch0 + ci]) + beta[ch0 + ci]) * (1.f + sc[bc0 + ci]) +
-              sh[bc0 + ci];
-    ys[i] = act<kSilu>(u);
+    float a = rs * gamma[ch0 + ci], b = beta[ch0 + ci], k = 1.f + sc[bc0 + ci], t = sh[bc0 + ci];
+    load<W>(src, i, v);
+#pragma unroll
+    for (int e = 0; e < W; ++e) v[e] = act<kSilu>(((v[e] - m) * a + b) * k + t);
+    store<W>(y + bg * n, i, v);
   }
   if (threadIdx.x == 0) mean[bg] = m, rstd[bg] = rs;
 }
 
-// One block per (b, g). pa, pb [B, C] receive (1 + scale) P and (1 + scale) Q of this group's
-// channels; dsc, dsh (null when not wanted) receive gamma P + beta Q and Q; dx null: not wanted.
-template <bool kSilu>
+// One block per (b, g), chunks of W as the forward. pa, pb [B, C] receive (1 + scale) P and
+// (1 + scale) Q of this group's channels; dsc, dsh (null when not wanted) receive gamma P + beta Q
+// and Q; dx null: not wanted.
+template <class T, int W, bool kSilu>
 __global__ void __launch_bounds__(kGnThreads)
-    group_norm_mod_bwd(const float* __restrict__ x, const float* __restrict__ gamma,
+    group_norm_mod_bwd(const T* __restrict__ x, const float* __restrict__ gamma,
                        const float* __restrict__ beta, const float* __restrict__ sc,
                        const float* __restrict__ sh, const float* __restrict__ mean,
-                       const float* __restrict__ rstd, const float* __restrict__ g,
-                       float* __restrict__ dx, float* __restrict__ dsc, float* __restrict__ dsh,
+                       const float* __restrict__ rstd, const T* __restrict__ g,
+                       T* __restrict__ dx, float* __restrict__ dsc, float* __restrict__ dsh,
                        float* pa, float* pb, int G, int Cg, int S) {
   __shared__ float red[32];
   int64_t bg = blockIdx.x;
   int n = Cg * S, ch0 = int(bg % G) * Cg;
   int64_t bc0 = (bg / G) * G * Cg + ch0;
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, nwarps = blockDim.x >> 5;
-  const float *xs = x + bg * n, *gs = g + bg * n;
+  const T *xs = x + bg * n, *gs = g + bg * n;
   float m = mean[bg], rs = rstd[bg];
   for (int ci = warp; ci < Cg; ci += nwarps) {
     int ch = ch0 + ci;
     int64_t bc = bc0 + ci;
     float a = rs * gamma[ch], bt = beta[ch], k = 1.f + sc[bc], t = sh[bc];
     float p = 0.f, qs = 0.f;
-    for (int i = lane; i < S; i += 32) {
-      int e = ci * S + i;
-      float xc = xs[e] - m, gu = gs[e];
-      if constexpr (kSilu) gu *= act_grad<true>((xc * a + bt) * k + t);
-      p += gu * xc;
-      qs += gu;
+    for (int i = lane * W; i < S; i += 32 * W) {
+      float xc[W], gu[W];
+      load<W>(xs + ci * S, i, xc);
+      load<W>(gs + ci * S, i, gu);
+#pragma unroll
+      for (int e = 0; e < W; ++e) {
+        xc[e] -= m;
+        if constexpr (kSilu) gu[e] *= act_grad<true>((xc[e] * a + bt) * k + t);
+        p += gu[e] * xc[e];
+        qs += gu[e];
+      }
     }
     p = warp_sum(p) * rs;
     qs = warp_sum(qs);
@@ -142,159 +136,130 @@ __global__ void __launch_bounds__(kGnThreads)
   float inv_n = 1.f / float(n);
   s1 = block_sum(s1, red) * inv_n;
   s2 = block_sum(s2, red) * inv_n;
-  float* dxs = dx + bg * n;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) {
+  for (int i = threadIdx.x * W; i < n; i += blockDim.x * W) {
     int ci = i / S;
-    float gm = gamma[ch0 + ci], k = 1.f + sc[bc0 + ci], xc = xs[i] - m, gu = gs[i];
-    if constexpr (kSilu) gu *= act_grad<true>((xc * (rs * gm) + beta[ch0 + ci]) * k + sh[bc0 + ci]);
-    dxs[i] = rs * (gu * k * gm - s1 - xc * rs * s2);
+    float gm = gamma[ch0 + ci], k = 1.f + sc[bc0 + ci], bt = beta[ch0 + ci], t = sh[bc0 + ci];
+    float xc[W], gu[W];
+    load<W>(xs, i, xc);
+    load<W>(gs, i, gu);
+#pragma unroll
+    for (int e = 0; e < W; ++e) {
+      xc[e] -= m;
+      if constexpr (kSilu) gu[e] *= act_grad<true>((xc[e] * (rs * gm) + bt) * k + t);
+      xc[e] = rs * (gu[e] * k * gm - s1 - xc[e] * rs * s2);
+    }
+    store<W>(dx + bg * n, i, xc);
   }
 }
 
+// The four parameters of a conditioned norm (gamma, beta, scale, shift: c.in[1..4]) in f32.
+struct ModParams {
+  Tensor gamma, beta, sc, sh;
+  explicit ModParams(const std::vector<Tensor>& in)
+      : gamma(f32_param(in[1])), beta(f32_param(in[2])), sc(f32_param(in[3])),
+        sh(f32_param(in[4])) {}
+};
+
 void group_norm_mod_forward(OpCall& c) {
   const Tensor& x = c.in[0];
-  check_f32("group_norm_mod", x);
   GroupNormDims d = group_norm_dims("group_norm_mod", x, c.attrs);
+  ModParams p(c.in);
   int n = d.Cg * d.S;
-  bool cache = n <= kGnCacheMax;
-  size_t smem = cache ? size_t(n) * sizeof(float) : 0;
-  auto kernel = bool(c.attrs["silu"]) ? group_norm_mod_fwd<true> : group_norm_mod_fwd<false>;
-  SD_LAUNCH(kernel, unsigned(d.B * d.G), kGnThreads, smem, cuda::stream(), x.data<float>(),
-            c.in[1].data<float>(), c.in[2].data<float>(), c.in[3].data<float>(),
-            c.in[4].data<float>(), c.out[0].data<float>(), c.out[1].data<float>(),
-            c.out[2].data<float>(), d.G, d.Cg, d.S, float(double(c.attrs["eps"])), cache);
+  bool cache = n <= kGnCacheMax, silu = c.attrs["silu"];
+  dispatch_f32_bf16("group_norm_mod", x, [&](auto t) {
+    using T = decltype(t);
+    constexpr int V = kVec16<T>;
+    bool vec = d.S % V == 0 && aligned16(x) && aligned16(c.out[0]);
+    auto kernel = vec ? (silu ? group_norm_mod_fwd<T, V, true> : group_norm_mod_fwd<T, V, false>)
+                      : (silu ? group_norm_mod_fwd<T, 1, true> : group_norm_mod_fwd<T, 1, false>);
+    size_t smem = cache ? size_t(n) * sizeof(T) : 0;
+    SD_LAUNCH(kernel, unsigned(d.B * d.G), kGnThreads, smem, cuda::stream(), ptr<T>(x),
+              p.gamma.data<float>(), p.beta.data<float>(), p.sc.data<float>(), p.sh.data<float>(),
+              ptr<T>(c.out[0]), c.out[1].data<float>(), c.out[2].data<float>(), d.G, d.Cg, d.S,
+              float(double(c.attrs["eps"])), cache);
+  });
 }
 
 void group_norm_mod_backward(GradCall& c) {
   const Tensor& x = c.in[0];
+  const Tensor& g = c.grad_out[0];
   GroupNormDims d = group_norm_dims("group_norm_mod", x, c.attrs);
   int64_t C = int64_t(d.G) * d.Cg;
+  ModParams p(c.in);
+  F32Grad dsc(c.grad_in[3]), dsh(c.grad_in[4]);
   Tensor part = Tensor::empty({2, d.B, C}, DType::F32, Device::CUDA);
   float *pa = part.data<float>(), *pb = pa + d.B * C;
-  auto kernel = bool(c.attrs["silu"]) ? group_norm_mod_bwd<true> : group_norm_mod_bwd<false>;
-  SD_LAUNCH(kernel, unsigned(d.B * d.G), kGnThreads, 0, cuda::stream(), x.data<float>(),
-            c.in[1].data<float>(), c.in[2].data<float>(), c.in[3].data<float>(),
-            c.in[4].data<float>(), c.out[1].data<float>(), c.out[2].data<float>(),
-            c.grad_out[0].data<float>(), ptr_or_null(c.grad_in[0]), ptr_or_null(c.grad_in[3]),
-            ptr_or_null(c.grad_in[4]), pa, pb, d.G, d.Cg, d.S);
-  for (int k = 1; k <= 2; ++k)
-    if (c.grad_in[k].defined())
-      launch_column_sum(k == 1 ? pa : pb, d.B, C, 0, C, c.grad_in[k].data<float>());
+  bool silu = c.attrs["silu"];
+  dispatch_f32_bf16("group_norm_mod", x, [&](auto t) {
+    using T = decltype(t);
+    constexpr int V = kVec16<T>;
+    bool vec = d.S % V == 0 && aligned16(x) && aligned16(g) && aligned16(c.grad_in[0]);
+    auto kernel = vec ? (silu ? group_norm_mod_bwd<T, V, true> : group_norm_mod_bwd<T, V, false>)
+                      : (silu ? group_norm_mod_bwd<T, 1, true> : group_norm_mod_bwd<T, 1, false>);
+    SD_LAUNCH(kernel, unsigned(d.B * d.G), kGnThreads, 0, cuda::stream(), ptr<T>(x),
+              p.gamma.data<float>(), p.beta.data<float>(), p.sc.data<float>(), p.sh.data<float>(),
+              c.out[1].data<float>(), c.out[2].data<float>(), ptr<T>(g),
+              ptr<T>(c.grad_in[0]), dsc.ptr(), dsh.ptr(), pa, pb, d.G, d.Cg, d.S);
+  });
+  dsc.finish();
+  dsh.finish();
+  for (int k = 1; k <= 2; ++k) {
+    F32Grad dp(c.grad_in[k]);
+    if (!dp.ptr()) continue;
+    launch_column_sum(k == 1 ? pa : pb, d.B, C, 0, C, dp.ptr());
+    dp.finish();
+  }
 }
 
 // ---------------------------------------------------------------- layer_norm_mod
 
-// x [B, N, C] as rows r = b*N + n; scale/shift of row r at (r / N) * C.
-template <bool kSilu>
+// x [B, N, C] as rows r = b*N + n; scale/shift of row r at (r / N) * C. One warp per row, chunks
+// of W (kVec16<T> when C % W == 0, else 1); the cache keeps the row as read (sizeof(T) each).
+template <class T, int W, bool kSilu>
 __global__ void __launch_bounds__(kLnWarps * 32)
-    layer_norm_mod_fwd(const float* __restrict__ x, const float* __restrict__ gamma,
+    layer_norm_mod_fwd(const T* __restrict__ x, const float* __restrict__ gamma,
                        const float* __restrict__ beta, const float* __restrict__ sc,
-                       const float* __restrict__ sh, float* __restrict__ y,
+                       const float* __restrict__ sh, T* __restrict__ y,
                        float* __restrict__ mean, float* __restrict__ rstd, int64_t rows,
                        int64_t N, int C, float eps, bool cache) {
-  SD_DYNAMIC_SHARED(float, smem);
+  SD_DYNAMIC_SHARED(float4, smem4);
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  float* row_cache = smem + size_t(warp) * C;
+  T* row_cache = reinterpret_cast<T*>(smem4) + size_t(warp) * C;
   float inv_c = 1.f / float(C);
   for (int64_t r = int64_t(blockIdx.x) * kLnWarps + warp; r < rows;
        r += int64_t(gridDim.x) * kLnWarps) {
-    const float *xr = x + r * C, *scb = sc + (r / N) * C, *shb = sh + (r / N) * C;
-    float* yr = y + r * C;
+    const T* xr = x + r * C;
+    const float *scb = sc + (r / N) * C, *shb = sh + (r / N) * C;
     // Each lane reads back only the cache slots it wrote itself: no barrier needed.
-    const float* src = cache ? row_cache : xr;
-    float s = 0.f, q = 0.f;
-    for (int i = lane; i < C; i += 32) {
-      float v = xr[i];
-      if (cache) row_cache[i] = v;
-      s += v;
+    const T* src = cache ? row_cache : xr;
+    float s = 0.f, q = 0.f, v[W];
+    for (int i = lane * W; i < C; i += 32 * W) {
+      Chunk<T, W> c = chunk_at<W>(xr, i);
+      if (cache) chunk_at<W>(row_cache, i) = c;
+      widen(c, v);
+#pragma unroll
+      for (int e = 0; e < W; ++e) s += v[e];
     }
     float m = warp_sum(s) * inv_c;
-    for (int i = lane; i < C; i += 32) q += sq(src[i] - m);
+    for (int i = lane * W; i < C; i += 32 * W) {
+      load<W>(src, i, v);
+#pragma unroll
+      for (int e = 0; e < W; ++e) q += sq(v[e] - m);
+    }
     float rs = rsqrtf(warp_sum(q) * inv_c + eps);
-    for (int i = lane; i < C; i += 32)
-      yr[i] = act<kSilu>(((src[i] - m) * rs * gamma[i] + beta[i]) * (1.f + scb[i]) + shb[i]);
+    for (int i = lane * W; i < C; i += 32 * W) {
+      float gm[W], bt[W], k[W], t[W];
+      load<W>(src, i, v);
+      load<W>(gamma, i, gm);
+      load<W>(beta, i, bt);
+      load<W>(scb, i, k);
+      load<W>(shb, i, t);
+#pragma unroll
+      for (int e = 0; e < W; ++e)
+        v[e] = act<kSilu>(((v[e] - m) * rs * gm[e] + bt[e]) * (1.f + k[e]) + t[e]);
+      store<W>(y + r * C, i, v);
+    }
     if (lane == 0) mean[r] = m, rstd[r] = rs;
-  }
-}
-
-// Block (blockIdx.x = chunk, blockIdx.y = b) takes groups of kLnBwdWarps token rows of batch b
-// (group k starts at row (chunk + k * gridDim.x) * kLnBwdWarps). dx = rs * (dxh - mean(dxh) -
-// xh * mean(dxh * xh)), dxh = gu * (1 + scale) * gamma. Phase 1, one warp per row of the group:
-// the row's two sums, then dx (`dx` null: not wanted, phase 1 is skipped). Phase 2 (`part` null:
-// no affine or conditioning gradient is wanted): thread t owns columns t, t + blockDim.x, ... and
-// adds the group's rows in order to its P = sum gu * xh and Q = sum gu accumulators, so the
-// partials are the same on every run. `acc` (2C floats: P then Q) is shared memory (kSharedAcc),
-// else the block's slice of `part` [B, chunks, 2C], which receives the result. kAtomics
-// (SIMDIFF_CUDA_ATOMICS=1) instead adds each row into `acc` in phase 1 with atomics, the block's
-// warps in whatever order they run.
-template <bool kSilu, bool kSharedAcc, bool kAtomics>
-__global__ void __launch_bounds__(kLnBwdWarps * 32)
-    layer_norm_mod_bwd(const float* __restrict__ x, const float* __restrict__ gamma,
-                       const float* __restrict__ beta, const float* __restrict__ sc,
-                       const float* __restrict__ sh, const float* __restrict__ mean,
-                       const float* __restrict__ rstd, const float* __restrict__ g,
-                       float* __restrict__ dx, float* part, int64_t N, int C) {
-  SD_DYNAMIC_SHARED(float, smem);
-  int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  int64_t b = blockIdx.y;
-  const bool want_acc = part != nullptr;
-  float* slice =
-      want_acc ? part + (size_t(b) * gridDim.x + blockIdx.x) * 2 * size_t(C) : nullptr;
-  float* acc = kSharedAcc ? smem : slice;
-  if (want_acc) {
-    for (int i = threadIdx.x; i < 2 * C; i += blockDim.x) acc[i] = 0.f;
-    __syncthreads();
-  }
-  const bool atomics = kAtomics && want_acc;
-  const float *scb = sc + b * C, *shb = sh + b * C;
-  float inv_c = 1.f / float(C);
-  for (int64_t n0 = int64_t(blockIdx.x) * kLnBwdWarps; n0 < N;
-       n0 += int64_t(gridDim.x) * kLnBwdWarps) {
-    const int64_t nn = n0 + warp, n1 = n0 + kLnBwdWarps < N ? n0 + kLnBwdWarps : N;
-    // ---- phase 1: this warp's row
-    if (nn < N && (dx || atomics)) {
-      int64_t r = b * N + nn;
-      const float *xr = x + r * C, *gr = g + r * C;
-      float m = mean[r], rs = rstd[r], s1 = 0.f, s2 = 0.f;
-      for (int i = lane; i < C; i += 32) {
-        float xh = (xr[i] - m) * rs, k = 1.f + scb[i], gu = gr[i];
-        if constexpr (kSilu) gu *= act_grad<true>((xh * gamma[i] + beta[i]) * k + shb[i]);
-        float dxh = gu * k * gamma[i];
-        s1 += dxh;
-        s2 += dxh * xh;
-        if (atomics) {
-          atomicAdd(acc + i, gu * xh);
-          atomicAdd(acc + C + i, gu);
-        }
-      }
-      s1 = warp_sum(s1) * inv_c;
-      s2 = warp_sum(s2) * inv_c;
-      if (dx)
-        for (int i = lane; i < C; i += 32) {
-          float xh = (xr[i] - m) * rs, k = 1.f + scb[i], gu = gr[i];
-          if constexpr (kSilu) gu *= act_grad<true>((xh * gamma[i] + beta[i]) * k + shb[i]);
-          dx[r * C + i] = rs * (gu * k * gamma[i] - s1 - xh * s2);
-        }
-    }
-    // ---- phase 2: the group's rows, in order, into this thread's columns
-    if constexpr (!kAtomics) {  // the atomic variant added its rows in phase 1
-      if (!want_acc) continue;
-      for (int i = threadIdx.x; i < C; i += blockDim.x) {
-        float gm = gamma[i], bt = beta[i], k = 1.f + scb[i], t = shb[i], p = 0.f, q = 0.f;
-        for (int64_t rr = b * N + n0; rr < b * N + n1; ++rr) {
-          float xh = (x[rr * C + i] - mean[rr]) * rstd[rr], gu = g[rr * C + i];
-          if constexpr (kSilu) gu *= act_grad<true>((xh * gm + bt) * k + t);
-          p += gu * xh;
-          q += gu;
-        }
-        acc[i] += p;
-        acc[C + i] += q;
-      }
-    }
-  }
-  if (kSharedAcc && want_acc) {
-    __syncthreads();
-    for (int i = threadIdx.x; i < 2 * C; i += blockDim.x) slice[i] = acc[i];
   }
 }
 
@@ -324,120 +289,180 @@ __global__ void layer_norm_mod_finish(const float* __restrict__ part,
 
 void layer_norm_mod_forward(OpCall& c) {
   const Tensor& x = c.in[0];
-  check_f32("layer_norm_mod", x);
   SD_CHECK(x.dim(2) <= INT_MAX, "layer_norm_mod: rows longer than 2^31 are not supported, got ",
            x.desc());
   int C = int(x.dim(2));
   int64_t rows = x.dim(0) * x.dim(1);
-  bool cache = C <= kLnCacheMax;
-  size_t smem = cache ? size_t(kLnWarps) * C * sizeof(float) : 0;
-  auto kernel = bool(c.attrs["silu"]) ? layer_norm_mod_fwd<true> : layer_norm_mod_fwd<false>;
-  SD_LAUNCH(kernel, cuda::grid_for(rows, kLnWarps), kLnWarps * 32, smem, cuda::stream(),
-            x.data<float>(), c.in[1].data<float>(), c.in[2].data<float>(), c.in[3].data<float>(),
-            c.in[4].data<float>(), c.out[0].data<float>(), c.out[1].data<float>(),
-            c.out[2].data<float>(), rows, x.dim(1), C, float(double(c.attrs["eps"])), cache);
+  ModParams p(c.in);
+  bool cache = C <= kLnCacheMax, silu = c.attrs["silu"];
+  dispatch_f32_bf16("layer_norm_mod", x, [&](auto t) {
+    using T = decltype(t);
+    constexpr int V = kVec16<T>;
+    bool vec = C % V == 0 && aligned16(x) && aligned16(c.out[0]) && aligned16(p.gamma) &&
+               aligned16(p.beta) && aligned16(p.sc) && aligned16(p.sh);
+    auto kernel = vec ? (silu ? layer_norm_mod_fwd<T, V, true> : layer_norm_mod_fwd<T, V, false>)
+                      : (silu ? layer_norm_mod_fwd<T, 1, true> : layer_norm_mod_fwd<T, 1, false>);
+    size_t smem = cache ? size_t(kLnWarps) * C * sizeof(T) : 0;
+    SD_LAUNCH(kernel, cuda::grid_for(rows, kLnWarps), kLnWarps * 32, smem, cuda::stream(),
+              ptr<T>(x), p.gamma.data<float>(), p.beta.data<float>(), p.sc.data<float>(),
+              p.sh.data<float>(), ptr<T>(c.out[0]), c.out[1].data<float>(),
+              c.out[2].data<float>(), rows, x.dim(1), C, float(double(c.attrs["eps"])), cache);
+  });
 }
 
+// The shared layer norm backward (kernels/cuda/norm.cuh), block (chunk, b) over the tokens of
+// batch b, then the finishing kernel.
 void layer_norm_mod_backward(GradCall& c) {
   const Tensor& x = c.in[0];
+  const Tensor& g = c.grad_out[0];
   int64_t B = x.dim(0), N = x.dim(1);
   int C = int(x.dim(2));
   SD_CHECK(B <= 65535, "layer_norm_mod: the cuda backward supports at most 65535 batches, got ",
            x.desc());
+  ModParams p(c.in);
   bool want_acc = false;
   for (int k = 1; k <= 4; ++k) want_acc = want_acc || c.grad_in[k].defined();
   // Token chunks per batch: about two blocks per SM in all, at least one row per warp.
   int64_t chunks = capped_grid(std::min<int64_t>((2 * int64_t(sm_count()) + B - 1) / B,
                                                  (N + kLnBwdWarps - 1) / kLnBwdWarps),
                                65535);
-  bool shared_acc = C <= kLnAccMax;
   Tensor part;
   if (want_acc) part = Tensor::empty({B, chunks, 2 * int64_t(C)}, DType::F32, Device::CUDA);
-  size_t smem = want_acc && shared_acc ? size_t(2) * C * sizeof(float) : 0;
-  using Kernel = decltype(&layer_norm_mod_bwd<true, true, true>);
-  static const Kernel kernels[2][2][2] = {
-      {{layer_norm_mod_bwd<false, false, false>, layer_norm_mod_bwd<false, false, true>},
-       {layer_norm_mod_bwd<false, true, false>, layer_norm_mod_bwd<false, true, true>}},
-      {{layer_norm_mod_bwd<true, false, false>, layer_norm_mod_bwd<true, false, true>},
-       {layer_norm_mod_bwd<true, true, false>, layer_norm_mod_bwd<true, true, true>}}};
-  Kernel kernel = kernels[bool(c.attrs["silu"])][shared_acc][float_atomics()];
-  SD_LAUNCH(kernel, dim3(unsigned(chunks), unsigned(B)), kLnBwdWarps * 32, smem, cuda::stream(),
-            x.data<float>(), c.in[1].data<float>(), c.in[2].data<float>(), c.in[3].data<float>(),
-            c.in[4].data<float>(), c.out[1].data<float>(), c.out[2].data<float>(),
-            c.grad_out[0].data<float>(), ptr_or_null(c.grad_in[0]),
-            want_acc ? part.data<float>() : nullptr, N, C);
+  bool silu = c.attrs["silu"];
+  dispatch_f32_bf16("layer_norm_mod", x, [&](auto t) {
+    using T = decltype(t);
+    bool vec = C % kVec16<T> == 0 && aligned16(x) && aligned16(g) && aligned16(c.grad_in[0]) &&
+               aligned16(p.gamma) && aligned16(p.beta) && aligned16(p.sc) && aligned16(p.sh);
+    auto launch = silu ? launch_layer_norm_bwd<T, true> : launch_layer_norm_bwd<T, false>;
+    launch(ptr<T>(x), p.gamma.data<float>(), p.beta.data<float>(), p.sc.data<float>(),
+           p.sh.data<float>(), c.out[1].data<float>(), c.out[2].data<float>(), ptr<T>(g),
+           ptr<T>(c.grad_in[0]), want_acc ? part.data<float>() : nullptr, B, chunks, N, C, vec);
+  });
   if (!want_acc) return;
+  F32Grad dsc(c.grad_in[3]), dsh(c.grad_in[4]);
   Tensor pq = Tensor::empty({2, B, int64_t(C)}, DType::F32, Device::CUDA);
   float *pk = pq.data<float>(), *qk = pk + B * C;
   SD_LAUNCH(layer_norm_mod_finish, cuda::grid_for(B * C, 256), 256, 0, cuda::stream(),
-            part.data<float>(), c.in[1].data<float>(), c.in[2].data<float>(), c.in[3].data<float>(),
-            ptr_or_null(c.grad_in[3]), ptr_or_null(c.grad_in[4]), pk, qk, B, chunks, C);
-  for (int k = 1; k <= 2; ++k)
-    if (c.grad_in[k].defined())
-      launch_column_sum(k == 1 ? pk : qk, B, C, 0, C, c.grad_in[k].data<float>());
+            part.data<float>(), p.gamma.data<float>(), p.beta.data<float>(), p.sc.data<float>(),
+            dsc.ptr(), dsh.ptr(), pk, qk, B, chunks, C);
+  dsc.finish();
+  dsh.finish();
+  for (int k = 1; k <= 2; ++k) {
+    F32Grad dp(c.grad_in[k]);
+    if (!dp.ptr()) continue;
+    launch_column_sum(k == 1 ? pk : qk, B, C, 0, C, dp.ptr());
+    dp.finish();
+  }
 }
 
 // ---------------------------------------------------------------- bias_gelu
 
-__global__ void bias_gelu_fwd(const float* __restrict__ x, const float* __restrict__ b,
-                              float* __restrict__ y, int64_t n, int64_t C) {
-  CUDA_LOOP(i, n) {
-    float v = x[i] + b[i % C];
-    y[i] = v * gelu_cdf(v);
+// y = v * Phi(v), v = x + b[i % C], flat over n elements: chunks of W = kVec16<T> (16 bytes of x
+// and y per access; the bias, C floats, is read per element from L1), then a scalar tail of the
+// last n % W. Traffic: read x, write y, sizeof(T) each per element.
+template <class T, int W>
+__global__ void bias_gelu_fwd(const T* __restrict__ x, const float* __restrict__ b,
+                              T* __restrict__ y, int64_t n, int64_t C) {
+  CUDA_LOOP(k, n / W) {
+    float v[W];
+    load<W>(x, W * k, v);
+    int64_t ch = (W * k) % C;
+#pragma unroll
+    for (int e = 0; e < W; ++e) {
+      v[e] += b[ch];
+      v[e] *= gelu_cdf(v[e]);
+      ch = ch + 1 == C ? 0 : ch + 1;
+    }
+    store<W>(y, W * k, v);
+  }
+  CUDA_LOOP(j, n % W) {
+    int64_t i = n / W * W + j;
+    float v = to_f32(x[i]) + b[i % C];
+    y[i] = from_f32<T>(v * gelu_cdf(v));
   }
 }
 
-// Block (32, 8) covers channels [32 * blockIdx.x, +32) and rows [blockIdx.y * per, +per), rows
-// strided by threadIdx.y: dx = g * gelu'(x + b) (null: not wanted), and the 8 row-partials of
-// each channel meet in shared memory and go to part[blockIdx.y, c] (null: db not wanted).
-__global__ void bias_gelu_bwd(const float* __restrict__ x, const float* __restrict__ b,
-                              const float* __restrict__ g, float* __restrict__ dx,
+// Block (32, 8) covers channels [32 W blockIdx.x, +32 W) and rows [blockIdx.y * per, +per), rows
+// strided by threadIdx.y, W consecutive channels per thread (W = kVec16<T> when C % W == 0, else
+// 1): dx = g * gelu'(x + b) (null: not wanted), and the 8 row-partials of each channel meet in
+// shared memory and go to part[blockIdx.y, c] (null: db not wanted). Traffic: read x and g, write
+// dx, sizeof(T) each per element, in 16-byte accesses.
+template <class T, int W>
+__global__ void bias_gelu_bwd(const T* __restrict__ x, const float* __restrict__ b,
+                              const T* __restrict__ g, T* __restrict__ dx,
                               float* __restrict__ part, int64_t rows, int64_t C, int64_t per) {
-  __shared__ float red[8][33];
-  int64_t ch = int64_t(blockIdx.x) * 32 + threadIdx.x;
+  __shared__ float red[8][W * 32 + 1];  // [row][e * 32 + threadIdx.x]: no bank conflicts
+  int64_t ch = (int64_t(blockIdx.x) * 32 + threadIdx.x) * W;
   int64_t r0 = int64_t(blockIdx.y) * per, r1 = r0 + per < rows ? r0 + per : rows;
-  float s = 0.f;
+  float s[W] = {};
   if (ch < C) {
-    float bv = b[ch];
+    float bv[W];
+    load<W>(b, ch, bv);
     for (int64_t r = r0 + threadIdx.y; r < r1; r += 8) {
-      int64_t i = r * C + ch;
-      float v = x[i] + bv;
-      float d = g[i] * (gelu_cdf(v) + v * expf(-0.5f * v * v) * 0.3989422804014327f);
-      if (dx) dx[i] = d;
-      s += d;
+      float v[W], d[W];
+      load<W>(x + r * C, ch, v);
+      load<W>(g + r * C, ch, d);
+#pragma unroll
+      for (int e = 0; e < W; ++e) {
+        v[e] += bv[e];
+        d[e] *= gelu_cdf(v[e]) + v[e] * expf(-0.5f * v[e] * v[e]) * 0.3989422804014327f;
+        s[e] += d[e];
+      }
+      if (dx) store<W>(dx + r * C, ch, d);
     }
   }
-  red[threadIdx.y][threadIdx.x] = s;
+#pragma unroll
+  for (int e = 0; e < W; ++e) red[threadIdx.y][e * 32 + threadIdx.x] = s[e];
   __syncthreads();
   if (threadIdx.y != 0 || ch >= C || !part) return;
-  float t = 0.f;
-  for (int k = 0; k < 8; ++k) t += red[k][threadIdx.x];
-  part[int64_t(blockIdx.y) * C + ch] = t;
+#pragma unroll
+  for (int e = 0; e < W; ++e) {
+    float t = 0.f;
+    for (int k = 0; k < 8; ++k) t += red[k][e * 32 + threadIdx.x];
+    part[int64_t(blockIdx.y) * C + ch + e] = t;
+  }
 }
 
 void bias_gelu_forward(OpCall& c) {
   const Tensor& x = c.in[0];
-  check_f32("bias_gelu", x);
+  Tensor b = f32_param(c.in[1]);
   int64_t n = x.numel();
-  SD_LAUNCH(bias_gelu_fwd, cuda::grid_for(n, 256), 256, 0, cuda::stream(), x.data<float>(),
-            c.in[1].data<float>(), c.out[0].data<float>(), n, x.dim(-1));
+  dispatch_f32_bf16("bias_gelu", x, [&](auto t) {
+    using T = decltype(t);
+    constexpr int V = kVec16<T>;
+    bool vec = aligned16(x) && aligned16(c.out[0]);
+    SD_LAUNCH((vec ? bias_gelu_fwd<T, V> : bias_gelu_fwd<T, 1>),
+              cuda::grid_for(vec ? n / V + 1 : n, 256), 256, 0, cuda::stream(), ptr<T>(x),
+              b.data<float>(), ptr<T>(c.out[0]), n, x.dim(-1));
+  });
 }
 
 void bias_gelu_backward(GradCall& c) {
   const Tensor& x = c.in[0];
-  int64_t C = x.dim(-1), rows = x.numel() / C, tiles = (C + 31) / 32;
-  // Row ranges: about four blocks per SM in all, at least 8 rows (one per thread row) each.
-  int64_t chunks = std::clamp<int64_t>((4 * int64_t(sm_count()) + tiles - 1) / tiles, 1,
-                                       std::min<int64_t>((rows + 7) / 8, 65535));
-  int64_t per = (rows + chunks - 1) / chunks;
-  chunks = (rows + per - 1) / per;
-  Tensor& db = c.grad_in[1];
-  Tensor part;
-  if (db.defined()) part = Tensor::empty({chunks, C}, DType::F32, Device::CUDA);
-  SD_LAUNCH(bias_gelu_bwd, dim3(unsigned(tiles), unsigned(chunks)), dim3(32, 8), 0, cuda::stream(),
-            x.data<float>(), c.in[1].data<float>(), c.grad_out[0].data<float>(),
-            ptr_or_null(c.grad_in[0]), ptr_or_null(part), rows, C, per);
-  if (db.defined()) launch_column_sum(part.data<float>(), chunks, C, 0, C, db.data<float>());
+  const Tensor& g = c.grad_out[0];
+  Tensor b = f32_param(c.in[1]);
+  F32Grad db(c.grad_in[1]);
+  int64_t C = x.dim(-1), rows = x.numel() / C;
+  dispatch_f32_bf16("bias_gelu", x, [&](auto t) {
+    using T = decltype(t);
+    constexpr int V = kVec16<T>;
+    bool vec = C % V == 0 && aligned16(x) && aligned16(g) && aligned16(c.grad_in[0]) &&
+               aligned16(b);
+    int64_t tiles = (C + 32 * (vec ? V : 1) - 1) / (32 * (vec ? V : 1));
+    // Row ranges: about four blocks per SM in all, at least 8 rows (one per thread row) each.
+    int64_t chunks = std::clamp<int64_t>((4 * int64_t(sm_count()) + tiles - 1) / tiles, 1,
+                                         std::min<int64_t>((rows + 7) / 8, 65535));
+    int64_t per = (rows + chunks - 1) / chunks;
+    chunks = (rows + per - 1) / per;
+    Tensor part;
+    if (db.ptr()) part = Tensor::empty({chunks, C}, DType::F32, Device::CUDA);
+    SD_LAUNCH((vec ? bias_gelu_bwd<T, V> : bias_gelu_bwd<T, 1>),
+              dim3(unsigned(tiles), unsigned(chunks)), dim3(32, 8), 0, cuda::stream(),
+              ptr<T>(x), b.data<float>(), ptr<T>(g), ptr<T>(c.grad_in[0]),
+              part.defined() ? part.data<float>() : nullptr, rows, C, per);
+    if (db.ptr()) launch_column_sum(part.data<float>(), chunks, C, 0, C, db.ptr());
+  });
+  db.finish();
 }
 
 }  // namespace
@@ -448,6 +473,9 @@ void register_fused_cuda(Registry& r) {
   r.mutable_at("layer_norm_mod").cuda = {layer_norm_mod_forward,
                                          backward_or_zero<layer_norm_mod_backward>};
   r.mutable_at("bias_gelu").cuda = {bias_gelu_forward, backward_or_zero<bias_gelu_backward>};
+  // Native bf16 (kernels/registry.h): bf16 activations in and out, f32 statistics and sums.
+  for (const char* op : {"group_norm_mod", "layer_norm_mod", "bias_gelu"})
+    r.mutable_at(op).cuda.bf16 = true;
 }
 
 }  // namespace sd

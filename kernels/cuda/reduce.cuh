@@ -37,8 +37,10 @@ __device__ inline float block_sum(float v, float* red) {
   return warp_sum(v);
 }
 
-// out[j] = sum_r part[r * width + col0 + j], j < ncols, rows summed in a fixed order.
+// out[j] = sum_r part[r * width + col0 + j], j < ncols, rows summed in a fixed order in f32; T is
+// float or __nv_bfloat16 (one rounding of the sum).
+template <class T>
 void launch_column_sum(const float* part, int64_t nrows, int64_t width, int64_t col0,
-                       int64_t ncols, float* out);
+                       int64_t ncols, T* out);
 
 }  // namespace sd::cuda

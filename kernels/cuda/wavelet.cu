@@ -1,14 +1,17 @@
-// CUDA backend of the Haar wavelet family (math in kernels/cpu/wavelet.cpp), f32.
-// One pass, each value read once and written once. haar_dwt: a thread takes a 2x4 tile of one
-// input plane (two float4 loads, rows 2i and 2i+1) and writes two outputs to each band (float2
-// stores); haar_idwt is the mirror (four float2 loads, two float4 stores). When W % 4 != 0 (or a
-// pointer is not 16-byte aligned) a thread handles one 2x2 block with scalar accesses.
+// CUDA backend of the Haar wavelet family (math in kernels/cpu/wavelet.cpp), native f32 and bf16
+// (x and y of one dtype; f32 arithmetic, each bf16 result rounded once: kernels/cuda/pack8.cuh).
+// One pass, each value read once and written once (2 B per value in bf16, 4 B in f32). Every
+// access is 16 bytes wide, V = 16 / sizeof(T) values (4 f32, 8 bf16): haar_dwt's thread takes a
+// 2 x 2V tile of one input plane (two 16-byte loads from each of rows 2i and 2i+1) and writes V
+// outputs to each band (one 16-byte store each); haar_idwt is the mirror (four loads, four
+// stores). When w % V != 0 (or a pointer is not 16-byte aligned) a thread handles one 2x2 block
+// with scalar accesses.
 // The backward of each transform is the other's forward (the block matrix is orthogonal and
 // symmetric).
 #include <cstdint>
 
 #include "kernels/haar_backend.h"
-#include "kernels/cuda/launch.cuh"
+#include "kernels/cuda/pack8.cuh"
 
 namespace sd {
 namespace {
@@ -30,74 +33,88 @@ __device__ __forceinline__ Item split(int64_t t, int64_t C, int64_t h, int64_t c
   return {bc / C, bc % C, i, j};
 }
 
-// x [B, C, 2h, 2w] -> y [B, 4C, h, w]. kVec: j indexes pairs of output columns (w even).
-template <bool kVec>
-__global__ void dwt_kernel(const float* __restrict__ x, float* __restrict__ y, int64_t B, int64_t C,
+// x [B, C, 2h, 2w] -> y [B, 4C, h, w]. kVec: j indexes groups of V output columns (w % V == 0).
+template <class T, bool kVec>
+__global__ void dwt_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t B, int64_t C,
                            int64_t h, int64_t w) {
-  int64_t cols = kVec ? w / 2 : w, W = 2 * w, plane = h * w;
+  constexpr int V = cuda::kVec16<T>;
+  int64_t cols = kVec ? w / V : w, W = 2 * w, plane = h * w;
   CUDA_LOOP(t, B * C * h * cols) {
     Item it = split(t, C, h, cols);
-    const float* r0 = x + ((it.b * C + it.c) * 2 * h + 2 * it.i) * W;
-    const float* r1 = r0 + W;
-    float* band0 = y + (it.b * 4 * C + it.c) * plane + it.i * w;  // band k at + k * C * plane
+    const T* r0 = x + ((it.b * C + it.c) * 2 * h + 2 * it.i) * W;
+    const T* r1 = r0 + W;
+    T* band0 = y + (it.b * 4 * C + it.c) * plane + it.i * w;  // band k at + k * C * plane
     int64_t bstride = C * plane;
     if constexpr (kVec) {
-      float4 u = reinterpret_cast<const float4*>(r0)[it.j],
-             v = reinterpret_cast<const float4*>(r1)[it.j];
-      float2 o[4];
-      haar4(u.x, u.y, v.x, v.y, o[0].x, o[1].x, o[2].x, o[3].x);
-      haar4(u.z, u.w, v.z, v.w, o[0].y, o[1].y, o[2].y, o[3].y);
-      for (int k = 0; k < 4; ++k) reinterpret_cast<float2*>(band0 + k * bstride)[it.j] = o[k];
+      float u[2 * V], v[2 * V], o[4][V];
+      cuda::load16(r0 + 2 * V * it.j, u);
+      cuda::load16(r0 + 2 * V * it.j + V, u + V);
+      cuda::load16(r1 + 2 * V * it.j, v);
+      cuda::load16(r1 + 2 * V * it.j + V, v + V);
+#pragma unroll
+      for (int m = 0; m < V; ++m)
+        haar4(u[2 * m], u[2 * m + 1], v[2 * m], v[2 * m + 1], o[0][m], o[1][m], o[2][m], o[3][m]);
+      for (int k = 0; k < 4; ++k) cuda::store16(band0 + k * bstride + V * it.j, o[k]);
     } else {
       int64_t j = it.j;
-      haar4(r0[2 * j], r0[2 * j + 1], r1[2 * j], r1[2 * j + 1], band0[j], band0[bstride + j],
-            band0[2 * bstride + j], band0[3 * bstride + j]);
+      float o[4];
+      haar4(cuda::ld(r0 + 2 * j), cuda::ld(r0 + 2 * j + 1), cuda::ld(r1 + 2 * j),
+            cuda::ld(r1 + 2 * j + 1), o[0], o[1], o[2], o[3]);
+      for (int k = 0; k < 4; ++k) cuda::st(band0 + k * bstride + j, o[k]);
     }
   }
 }
 
-// y [B, 4C, h, w] -> x [B, C, 2h, 2w]. kVec: j indexes pairs of input columns (w even).
-template <bool kVec>
-__global__ void idwt_kernel(const float* __restrict__ y, float* __restrict__ x, int64_t B,
-                            int64_t C, int64_t h, int64_t w) {
-  int64_t cols = kVec ? w / 2 : w, W = 2 * w, plane = h * w;
+// y [B, 4C, h, w] -> x [B, C, 2h, 2w]. kVec: j indexes groups of V input columns (w % V == 0).
+template <class T, bool kVec>
+__global__ void idwt_kernel(const T* __restrict__ y, T* __restrict__ x, int64_t B, int64_t C,
+                            int64_t h, int64_t w) {
+  constexpr int V = cuda::kVec16<T>;
+  int64_t cols = kVec ? w / V : w, W = 2 * w, plane = h * w;
   CUDA_LOOP(t, B * C * h * cols) {
     Item it = split(t, C, h, cols);
-    float* r0 = x + ((it.b * C + it.c) * 2 * h + 2 * it.i) * W;
-    float* r1 = r0 + W;
-    const float* band0 = y + (it.b * 4 * C + it.c) * plane + it.i * w;
+    T* r0 = x + ((it.b * C + it.c) * 2 * h + 2 * it.i) * W;
+    T* r1 = r0 + W;
+    const T* band0 = y + (it.b * 4 * C + it.c) * plane + it.i * w;
     int64_t bstride = C * plane;
     if constexpr (kVec) {
-      float2 s[4];
-      for (int k = 0; k < 4; ++k) s[k] = reinterpret_cast<const float2*>(band0 + k * bstride)[it.j];
-      float4 u, v;
-      haar4(s[0].x, s[1].x, s[2].x, s[3].x, u.x, u.y, v.x, v.y);
-      haar4(s[0].y, s[1].y, s[2].y, s[3].y, u.z, u.w, v.z, v.w);
-      reinterpret_cast<float4*>(r0)[it.j] = u;
-      reinterpret_cast<float4*>(r1)[it.j] = v;
+      float s[4][V], u[2 * V], v[2 * V];
+      for (int k = 0; k < 4; ++k) cuda::load16(band0 + k * bstride + V * it.j, s[k]);
+#pragma unroll
+      for (int m = 0; m < V; ++m)
+        haar4(s[0][m], s[1][m], s[2][m], s[3][m], u[2 * m], u[2 * m + 1], v[2 * m], v[2 * m + 1]);
+      cuda::store16(r0 + 2 * V * it.j, u);
+      cuda::store16(r0 + 2 * V * it.j + V, u + V);
+      cuda::store16(r1 + 2 * V * it.j, v);
+      cuda::store16(r1 + 2 * V * it.j + V, v + V);
     } else {
       int64_t j = it.j;
-      haar4(band0[j], band0[bstride + j], band0[2 * bstride + j], band0[3 * bstride + j], r0[2 * j],
-            r0[2 * j + 1], r1[2 * j], r1[2 * j + 1]);
+      float o[4];
+      haar4(cuda::ld(band0 + j), cuda::ld(band0 + bstride + j), cuda::ld(band0 + 2 * bstride + j),
+            cuda::ld(band0 + 3 * bstride + j), o[0], o[1], o[2], o[3]);
+      cuda::st(r0 + 2 * j, o[0]);
+      cuda::st(r0 + 2 * j + 1, o[1]);
+      cuda::st(r1 + 2 * j, o[2]);
+      cuda::st(r1 + 2 * j + 1, o[3]);
     }
   }
 }
-
-bool aligned16(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.raw()) % 16 == 0; }
 
 // forward: src [B, C, H, W] -> dst [B, 4C, H/2, W/2]; otherwise src [B, 4C, h, w] -> dst
 // [B, C, 2h, 2w].
 void haar(const char* op, bool forward, const Tensor& src, const Tensor& dst) {
-  SD_CHECK(src.dtype() == DType::F32, op, ": the cuda backend computes this op in f32, got ",
-           src.desc());
   const Tensor& full = forward ? src : dst;  // the [B, C, 2h, 2w] side
   int64_t B = full.dim(0), C = full.dim(1), h = full.dim(2) / 2, w = full.dim(3) / 2;
-  bool vec = w % 2 == 0 && aligned16(src) && aligned16(dst);
-  int64_t items = B * C * h * (vec ? w / 2 : w);
-  auto kernel = forward ? (vec ? dwt_kernel<true> : dwt_kernel<false>)
-                        : (vec ? idwt_kernel<true> : idwt_kernel<false>);
-  SD_LAUNCH(kernel, cuda::grid_for(items, 256), 256, 0, cuda::stream(), src.data<float>(),
-            dst.data<float>(), B, C, h, w);
+  cuda::dispatch_f32_bf16(op, src, [&](auto t) {
+    using T = decltype(t);
+    constexpr int V = cuda::kVec16<T>;
+    bool vec = w % V == 0 && cuda::aligned16(src.raw()) && cuda::aligned16(dst.raw());
+    int64_t items = B * C * h * (vec ? w / V : w);
+    auto kernel = forward ? (vec ? dwt_kernel<T, true> : dwt_kernel<T, false>)
+                          : (vec ? idwt_kernel<T, true> : idwt_kernel<T, false>);
+    SD_LAUNCH(kernel, cuda::grid_for(items, 256), 256, 0, cuda::stream(), cuda::ptr<T>(src),
+              cuda::ptr<T>(dst), B, C, h, w);
+  });
 }
 
 }  // namespace
@@ -105,6 +122,7 @@ void haar(const char* op, bool forward, const Tensor& src, const Tensor& dst) {
 void register_wavelet_cuda(Registry& r) {
   r.mutable_at("haar_dwt").cuda = haar_backend("haar_dwt", true, haar);
   r.mutable_at("haar_idwt").cuda = haar_backend("haar_idwt", false, haar);
+  for (const char* op : {"haar_dwt", "haar_idwt"}) r.mutable_at(op).cuda.bf16 = true;
 }
 
 }  // namespace sd

@@ -16,19 +16,9 @@ struct cublasContext {
 
 namespace sd_emu {
 bool stream_ok(cudaStream_t s);  // runtime_api.cpp
-}
-
-namespace {
-
-thread_local std::string t_detail;  // why the last call failed (cublasGetStatusString)
-
-cublasStatus_t fail(cublasStatus_t s, const std::string& why) {
-  t_detail = "cublasGemmStridedBatchedEx: " + why;
-  return s;
-}
 
 // TF32: f32 with the mantissa rounded to 10 bits (nearest, ties to even), as tensor cores read
-// f32 operands under CUBLAS_COMPUTE_32F_FAST_TF32.
+// f32 operands under CUBLAS_COMPUTE_32F_FAST_TF32 (cublaslt.cpp too).
 float tf32(float x) {
   uint32_t u;
   std::memcpy(&u, &x, 4);
@@ -37,6 +27,17 @@ float tf32(float x) {
   u &= ~0x1fffu;
   std::memcpy(&x, &u, 4);
   return x;
+}
+
+}  // namespace sd_emu
+
+namespace {
+
+thread_local std::string t_detail;  // why the last call failed (cublasGetStatusString)
+
+cublasStatus_t fail(cublasStatus_t s, const std::string& why) {
+  t_detail = "cublasGemmStridedBatchedEx: " + why;
+  return s;
 }
 
 // A column-major rows x cols operand with leading dimension ld, `batch` of them `stride` apart:
@@ -107,7 +108,7 @@ cublasStatus_t cublasGemmStridedBatchedEx(
                                                  dims() + ")");
   const float al = *static_cast<const float*>(alpha), be = *static_cast<const float*>(beta);
   const bool round = compute == CUBLAS_COMPUTE_32F_FAST_TF32 && sd_emu::options().tf32;
-  auto in = [round](float x) { return round ? tf32(x) : x; };
+  auto in = [round](float x) { return round ? sd_emu::tf32(x) : x; };
   for (int q = 0; q < batch; ++q) {
     const float* a = static_cast<const float*>(A) + q * strideA;
     const float* b = static_cast<const float*>(B) + q * strideB;

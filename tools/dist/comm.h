@@ -132,12 +132,13 @@ class Comm {
 
 // The job's communicator while run() runs; the one-process Comm otherwise.
 Comm& world();
+void set_world(Comm* c);  // run()'s: nullptr restores the one-process Comm
 
 // Runs a command on every rank of the job: sets up world() (MPI when started by an MPI launcher,
 // refused in a build without MPI), applies the error policy above and shuts MPI down. Returns
 // the body's exit status, or an agreed failure's (which rank 0 prints). No rank returns before
 // rank 0 has reported: mpirun stops the job at the first rank that exits non-zero. With one
-// process it only calls body.
+// process it only calls body. (tools/dist/job.cpp)
 int run(const std::function<int()>& body);
 
 }  // namespace sd::dist
