@@ -9,7 +9,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 struct RunResult {
   int status = -1;  // exit status, or -1 when a signal ended the process
@@ -61,3 +65,18 @@ inline RunResult run_simdiff(const std::string& args, const std::string& env = "
 
 // Single-quotes a path for the shell.
 inline std::string q(const std::string& s) { return "'" + s + "'"; }
+
+// Runs simdiff with `args` through the shell, its output going to the test's own (for commands
+// whose output the test does not read); returns std::system's status (0: success).
+inline int run_simdiff_status(const std::string& args) {
+  return std::system((std::string(SIMDIFF_BINARY) + " " + args).c_str());
+}
+
+// The "loss" of every line of a run's metrics.jsonl, in order.
+inline std::vector<double> metric_losses(const std::string& metrics_jsonl) {
+  std::vector<double> v;
+  std::ifstream f(metrics_jsonl);
+  for (std::string line; std::getline(f, line);)
+    v.push_back(nlohmann::json::parse(line)["loss"].get<double>());
+  return v;
+}

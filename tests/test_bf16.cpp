@@ -28,6 +28,7 @@
 #include "runtime/safetensors.h"
 #include "tests/bf16_rule.h"
 #include "tests/error_of.h"
+#include "tests/run_simdiff.h"
 #include "tests/temp_dir.h"
 #include "tools/data/dataset.h"
 #include "tools/plot.h"
@@ -279,18 +280,6 @@ TEST(Bf16Model, RefusesAnUnknownPrecision) {
 
 // ---- training through the CLI ----
 
-std::vector<double> losses(const std::string& metrics) {
-  std::vector<double> v;
-  std::ifstream f(metrics);
-  std::string line;
-  while (std::getline(f, line)) v.push_back(nlohmann::json::parse(line)["loss"].get<double>());
-  return v;
-}
-
-int run(const std::string& args) {
-  return std::system((std::string(SIMDIFF_BINARY) + " " + args).c_str());
-}
-
 // 48 steps of the tiny config in each precision, same seed, same batches: the bf16 losses track
 // the f32 ones. Tolerance: the mean over each 16 steps within 1% (measured: 0.005%, every step
 // within 0.03%; bench/RESULTS.md "bf16 vs f32 on the CPU" has the demo-sized run).
@@ -309,8 +298,8 @@ TEST(Bf16Train, LossTracksF32) {
     j["train"]["precision"] = p;
     std::string cfg = dir / (std::string(p) + ".json");
     std::ofstream(cfg) << j.dump();
-    ASSERT_EQ(run("train --quiet --device cpu --config " + cfg + " --out " + (dir / p)), 0) << p;
-    loss[p] = losses(dir / p + "/metrics.jsonl");
+    ASSERT_EQ(run_simdiff_status("train --quiet --device cpu --config " + cfg + " --out " + (dir / p)), 0) << p;
+    loss[p] = metric_losses(dir / p + "/metrics.jsonl");
     ASSERT_EQ(loss[p].size(), 48u) << p;
   }
   for (int w = 0; w < 3; ++w) {
@@ -328,11 +317,11 @@ TEST(Bf16Train, LossTracksF32) {
       EXPECT_EQ(t.dtype(), DType::F32) << name;
     }
   }
-  ASSERT_EQ(run("sample --device cpu --ckpt " + ck + " --n 2 --steps 3 --out " +
+  ASSERT_EQ(run_simdiff_status("sample --device cpu --ckpt " + ck + " --n 2 --steps 3 --out " +
                 (dir / "g.png") + " > /dev/null"),
             0);
   std::string cfg = dir / "bf16.json";
-  ASSERT_EQ(run("trace --config " + cfg + " --batch 2 --out " + (dir / "t.safetensors") +
+  ASSERT_EQ(run_simdiff_status("trace --config " + cfg + " --batch 2 --out " + (dir / "t.safetensors") +
                 " > /dev/null"),
             0);
   SafeTensors t = load_safetensors(dir / "t.safetensors");
@@ -374,12 +363,12 @@ TEST(Bf16Train, Demo500Steps) {
     std::string cfg = (dir / (std::string("demo_") + p + ".json")).string();
     std::ofstream(cfg) << j.dump(2);
     auto t0 = std::chrono::steady_clock::now();
-    ASSERT_EQ(run("train --quiet --overwrite --device cpu --config " + cfg + " --out " +
+    ASSERT_EQ(run_simdiff_status("train --quiet --overwrite --device cpu --config " + cfg + " --out " +
                   (dir / p).string()),
               0)
         << p;
     double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    loss[p] = losses((dir / p / "metrics.jsonl").string());
+    loss[p] = metric_losses((dir / p / "metrics.jsonl").string());
     ASSERT_EQ(loss[p].size(), 500u) << p;
     std::printf("%s: 500 steps in %.1f s, final loss %.5f\n", p, sec, loss[p].back());
     Series s{p, {}};

@@ -55,14 +55,6 @@ void expect_clean_error(const RunResult& r, int status = 1) {
   EXPECT_THAT(r.output, Not(HasSubstr("filesystem error")));
 }
 
-std::vector<double> losses(const std::string& metrics) {
-  std::vector<double> v;
-  std::ifstream f(metrics);
-  for (std::string line; std::getline(f, line);)
-    v.push_back(nlohmann::json::parse(line)["loss"].get<double>());
-  return v;
-}
-
 std::string train_args(const std::string& config, const std::string& out) {
   return "train --quiet --device cpu --config " + q(config) + " --out " + q(out);
 }
@@ -206,7 +198,7 @@ TEST(CliHardening, ExistingRunIsNeitherEmptiedNorReplaced) {
   // --overwrite starts over.
   r = run_simdiff(train_args(kTiny, out) + " --steps 4 --overwrite");
   EXPECT_EQ(r.status, 0) << r.output;
-  EXPECT_EQ(losses(out + "/metrics.jsonl").size(), 4u);
+  EXPECT_EQ(metric_losses(out + "/metrics.jsonl").size(), 4u);
   EXPECT_EQ(ckpt_step(out), 4);
 }
 
@@ -219,22 +211,22 @@ TEST(CliHardening, KillDuringMetricsRewriteLosesNoHistory) {
   std::string out = dir / "run";
   r = run_simdiff(train_args(kTiny, out), "SIMDIFF_FAULT_KILL_AT=step:10");
   ASSERT_EQ(r.signal, SIGKILL) << r.output;
-  ASSERT_EQ(losses(out + "/metrics.jsonl").size(), 10u);
+  ASSERT_EQ(metric_losses(out + "/metrics.jsonl").size(), 10u);
   // The resume drops steps 9 and 10 (past the checkpoint at 8) from metrics.jsonl; it is
   // killed at that moment.
   r = run_simdiff(train_args(kTiny, out) + " --resume", "SIMDIFF_FAULT_KILL_AT=rename:metrics.jsonl");
   ASSERT_EQ(r.signal, SIGKILL) << r.output;
-  EXPECT_GE(losses(out + "/metrics.jsonl").size(), 8u);
+  EXPECT_GE(metric_losses(out + "/metrics.jsonl").size(), 8u);
   r = run_simdiff(train_args(kTiny, out) + " --resume");
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_EQ(losses(out + "/metrics.jsonl"), losses(dir / "full/metrics.jsonl"));
+  EXPECT_EQ(metric_losses(out + "/metrics.jsonl"), metric_losses(dir / "full/metrics.jsonl"));
 }
 
 TEST(CliHardening, KillInsideACheckpointWriteResumesExactlyAndCleansUp) {
   TempDir dir;
   RunResult r = run_simdiff(train_args(kTiny, dir / "full"));
   ASSERT_EQ(r.status, 0) << r.output;
-  std::vector<double> full = losses(dir / "full/metrics.jsonl");
+  std::vector<double> full = metric_losses(dir / "full/metrics.jsonl");
 
   std::string out = dir / "killed";
   // Killed in the second checkpoint write (step 8): its temp file is complete, not renamed.
@@ -254,7 +246,7 @@ TEST(CliHardening, KillInsideACheckpointWriteResumesExactlyAndCleansUp) {
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_FALSE(fs::exists(stale[0]));
   EXPECT_TRUE(fs::exists(live));
-  std::vector<double> resumed = losses(out + "/metrics.jsonl");
+  std::vector<double> resumed = metric_losses(out + "/metrics.jsonl");
   ASSERT_EQ(resumed.size(), full.size());
   for (size_t i = 0; i < full.size(); ++i) EXPECT_EQ(resumed[i], full[i]) << "step " << i + 1;
 }
@@ -337,7 +329,7 @@ TEST(CliHardening, FirstSignalCheckpointsAndExitsSecondExitsAtOnce) {
   TempDir dir;
   RunResult r = run_simdiff(train_args(kTiny, dir / "full"));
   ASSERT_EQ(r.status, 0) << r.output;
-  std::vector<double> full = losses(dir / "full/metrics.jsonl");
+  std::vector<double> full = metric_losses(dir / "full/metrics.jsonl");
 
   std::string out = dir / "run";
   r = run_simdiff(train_args(kTiny, out), "SIMDIFF_FAULT_TERM_AT=step:10");
@@ -348,7 +340,7 @@ TEST(CliHardening, FirstSignalCheckpointsAndExitsSecondExitsAtOnce) {
   EXPECT_EQ(ckpt_step(out), 10);
   r = run_simdiff(train_args(kTiny, out) + " --resume");
   ASSERT_EQ(r.status, 0) << r.output;
-  EXPECT_EQ(losses(out + "/metrics.jsonl"), full);
+  EXPECT_EQ(metric_losses(out + "/metrics.jsonl"), full);
 
   std::string out2 = dir / "run2";
   r = run_simdiff(train_args(kTiny, out2), "SIMDIFF_FAULT_TERM_AT=step:10,step:10");

@@ -13,16 +13,13 @@
 
 #include "runtime/safetensors.h"
 #include "tests/rel_error.h"
+#include "tests/run_simdiff.h"
 #include "tests/temp_dir.h"
 
 namespace sd {
 namespace {
 
 const std::string kTiny = std::string(SIMDIFF_SOURCE_DIR) + "/tests/data/tiny.json";
-
-int run(const std::string& args) {
-  return std::system((std::string(SIMDIFF_BINARY) + " " + args).c_str());
-}
 
 // Tolerances relative to each tensor's largest magnitude. The CUDA path multiplies in TF32
 // (operands rounded to a 10-bit mantissa) where the CPU uses f32: measured under emulation with
@@ -35,7 +32,7 @@ constexpr double kActivationTol = 2e-3, kGradientTol = 2e-2, kLossTol = 1e-3, kE
 void compare_traces(const TempDir& dir, const std::string& config, const std::string& cuda_env,
                     double act_tol, double grad_tol) {
   const std::string trace = "trace --config " + config + " --ckpt " + dir / "run/ckpt.safetensors";
-  ASSERT_EQ(run(trace + " --device cpu --out " + dir / "cpu.safetensors"), 0);
+  ASSERT_EQ(run_simdiff_status(trace + " --device cpu --out " + dir / "cpu.safetensors"), 0);
   ASSERT_EQ(std::system((cuda_env + " " + SIMDIFF_BINARY + " " + trace + " --device cuda --out " +
                          dir / "cuda.safetensors").c_str()), 0);
   SafeTensors ref = load_safetensors(dir / "cpu.safetensors");
@@ -69,28 +66,20 @@ TEST(CudaModel, TraceMatchesCpu) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device present";
   TempDir dir;
   const std::string config = f32_config(dir);
-  ASSERT_EQ(run("train --quiet --device cpu --config " + config + " --steps 4 --out " + dir / "run"), 0);
+  ASSERT_EQ(run_simdiff_status("train --quiet --device cpu --config " + config + " --steps 4 --out " + dir / "run"), 0);
   compare_traces(dir, config, "", kActivationTol, kGradientTol);
 #ifdef SIMDIFF_CUDA_EMULATE
   compare_traces(dir, config, "SIMDIFF_EMU_TF32=0", kExactTol, kExactTol);
 #endif
 }
 
-std::vector<double> losses(const std::string& metrics) {
-  std::vector<double> v;
-  std::ifstream f(metrics);
-  std::string line;
-  while (std::getline(f, line)) v.push_back(nlohmann::json::parse(line)["loss"].get<double>());
-  return v;
-}
-
 TEST(CudaModel, TrainingLossesMatchCpu) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device present";
   TempDir dir;
   const std::string common = "train --quiet --config " + kTiny + " --steps 6 ";
-  ASSERT_EQ(run(common + "--device cpu --out " + dir / "cpu"), 0);
-  ASSERT_EQ(run(common + "--device cuda --out " + dir / "cuda"), 0);
-  std::vector<double> want = losses(dir / "cpu/metrics.jsonl"), got = losses(dir / "cuda/metrics.jsonl");
+  ASSERT_EQ(run_simdiff_status(common + "--device cpu --out " + dir / "cpu"), 0);
+  ASSERT_EQ(run_simdiff_status(common + "--device cuda --out " + dir / "cuda"), 0);
+  std::vector<double> want = metric_losses(dir / "cpu/metrics.jsonl"), got = metric_losses(dir / "cuda/metrics.jsonl");
   ASSERT_EQ(want.size(), 6u);
   ASSERT_EQ(got.size(), want.size());
   for (size_t i = 0; i < want.size(); ++i)

@@ -63,14 +63,6 @@ std::string read_bytes(const std::string& path) {
   return std::string((std::istreambuf_iterator<char>(f)), {});
 }
 
-std::vector<double> losses(const std::string& metrics) {
-  std::vector<double> v;
-  std::ifstream f(metrics);
-  for (std::string line; std::getline(f, line);)
-    v.push_back(nlohmann::json::parse(line)["loss"].get<double>());
-  return v;
-}
-
 void expect_losses_near(const std::vector<double>& got, const std::vector<double>& want,
                         double rel) {
   ASSERT_EQ(got.size(), want.size());
@@ -112,7 +104,7 @@ TEST(DistMpi, TwoRanksTrainAndSampleLikeOneProcess) {
   ASSERT_EQ(two.status, 0) << two.output;
   EXPECT_EQ(count(two.output, "parameters on cpu"), 1) << two.output;  // rank 0 alone prints
   EXPECT_EQ(count(two.output, "trained to step 20"), 1) << two.output;
-  expect_losses_near(losses(dir / "two/metrics.jsonl"), losses(dir / "one/metrics.jsonl"), 1e-5);
+  expect_losses_near(metric_losses(dir / "two/metrics.jsonl"), metric_losses(dir / "one/metrics.jsonl"), 1e-5);
 
   // Final weights and EMA: f32 sums in another order, over 20 AdamW steps of lr 1e-3.
   auto a = load_safetensors(dir / "one/ckpt.safetensors").tensors;
@@ -144,7 +136,7 @@ TEST(DistMpi, AKilledRankEndsTheJobAndTheRunResumesWithAnyRanks) {
   TempDir dir;
   RunResult full = mpirun("-np 2 BIN " + train_args(kTiny, dir / "full"));
   ASSERT_EQ(full.status, 0) << full.output;
-  std::vector<double> want = losses(dir / "full/metrics.jsonl");
+  std::vector<double> want = metric_losses(dir / "full/metrics.jsonl");
   ASSERT_EQ(want.size(), 24u);
 
   // Rank 1 dies after step 10 (SIGKILL): the job ends, non-zero, the checkpoint of step 8 stays.
@@ -156,7 +148,7 @@ TEST(DistMpi, AKilledRankEndsTheJobAndTheRunResumesWithAnyRanks) {
   EXPECT_EQ(read_checkpoint(dir / "run/ckpt.safetensors").step, 8);
   RunResult resumed = mpirun("-np 2 BIN " + train_args(kTiny, dir / "run") + " --resume");
   ASSERT_EQ(resumed.status, 0) << resumed.output;
-  EXPECT_EQ(losses(dir / "run/metrics.jsonl"), want);  // the same ranks: the same sums
+  EXPECT_EQ(metric_losses(dir / "run/metrics.jsonl"), want);  // the same ranks: the same sums
 
   // Rank 0 dies after step 6; resumed by one process (another N: the same global batches).
   t0 = std::chrono::steady_clock::now();
@@ -167,7 +159,7 @@ TEST(DistMpi, AKilledRankEndsTheJobAndTheRunResumesWithAnyRanks) {
   EXPECT_EQ(read_checkpoint(dir / "run0/ckpt.safetensors").step, 4);
   resumed = run_simdiff(train_args(kTiny, dir / "run0") + " --resume");
   ASSERT_EQ(resumed.status, 0) << resumed.output;
-  expect_losses_near(losses(dir / "run0/metrics.jsonl"), want, 1e-5);
+  expect_losses_near(metric_losses(dir / "run0/metrics.jsonl"), want, 1e-5);
 }
 
 TEST(DistMpi, AHungRankEndsTheJobAfterTheTimeout) {

@@ -10,6 +10,7 @@
 
 #include "model/checkpoint.h"
 #include "runtime/safetensors.h"
+#include "tests/run_simdiff.h"
 #include "tools/data/dataset.h"
 #include "tools/session.h"
 
@@ -216,28 +217,18 @@ TEST(Checkpoint, RefusesMismatchAndCorruption) {
 
 // ---- through the command-line tool ----
 
-int run(const std::string& args) { return std::system((std::string(SIMDIFF_BINARY) + " " + args).c_str()); }
-
-std::vector<double> losses(const fs::path& metrics) {
-  std::vector<double> v;
-  std::ifstream f(metrics);
-  std::string line;
-  while (std::getline(f, line)) v.push_back(nlohmann::json::parse(line)["loss"].get<double>());
-  return v;
-}
-
 TEST(Cli, TrainThenSample) {
   fs::path dir = fs::temp_directory_path() / "simdiff_cli_test";
   fs::remove_all(dir);
-  ASSERT_EQ(run("train --quiet --device cpu --config " + kTiny + " --steps 8 --out " + dir.string()), 0);
+  ASSERT_EQ(run_simdiff_status("train --quiet --device cpu --config " + kTiny + " --steps 8 --out " + dir.string()), 0);
   EXPECT_TRUE(fs::exists(dir / "ckpt.safetensors"));
   EXPECT_TRUE(fs::exists(dir / "loss.svg"));
   EXPECT_TRUE(fs::exists(dir / "samples" / "final.png"));
-  EXPECT_EQ(losses(dir / "metrics.jsonl").size(), 8u);
+  EXPECT_EQ(metric_losses(dir / "metrics.jsonl").size(), 8u);
   std::string ck = (dir / "ckpt.safetensors").string();
-  ASSERT_EQ(run("sample --device cpu --ckpt " + ck + " --n 2 --steps 3 --out " + (dir / "g.png").string()), 0);
+  ASSERT_EQ(run_simdiff_status("sample --device cpu --ckpt " + ck + " --n 2 --steps 3 --out " + (dir / "g.png").string()), 0);
   EXPECT_TRUE(fs::exists(dir / "g.png"));
-  ASSERT_EQ(run("info --ckpt " + ck + " > " + (dir / "info.txt").string()), 0);
+  ASSERT_EQ(run_simdiff_status("info --ckpt " + ck + " > " + (dir / "info.txt").string()), 0);
   {  // one row per module, even where a module's parameters are not declared together ("mid")
     std::ifstream info(dir / "info.txt");
     std::string line;
@@ -250,11 +241,11 @@ TEST(Cli, TrainThenSample) {
     }
     EXPECT_TRUE(seen.count("mid") && seen.count("total")) << seen.size() << " rows";
   }
-  ASSERT_EQ(run("trace --config " + kTiny + " --batch 2 --out " + (dir / "t.safetensors").string()), 0);
+  ASSERT_EQ(run_simdiff_status("trace --config " + kTiny + " --batch 2 --out " + (dir / "t.safetensors").string()), 0);
   SafeTensors t = load_safetensors((dir / "t.safetensors").string());
   EXPECT_TRUE(t.tensors.count("grad_param.embed.w"));
   EXPECT_TRUE(t.tensors.count("act.mid.block.0"));
-  EXPECT_NE(run("sample --ckpt " + (dir / "missing.safetensors").string() + " 2>/dev/null"), 0);
+  EXPECT_NE(run_simdiff_status("sample --ckpt " + (dir / "missing.safetensors").string() + " 2>/dev/null"), 0);
   fs::remove_all(dir);
 }
 
@@ -263,17 +254,17 @@ TEST(Cli, KillAndResumeIsExact) {
   fs::path base = fs::temp_directory_path() / "simdiff_resume_test";
   fs::remove_all(base);
   std::string common = "train --quiet --device cpu --config " + kTiny + " --out ";
-  ASSERT_EQ(run(common + (base / "full").string()), 0);
-  std::vector<double> full = losses(base / "full" / "metrics.jsonl");
+  ASSERT_EQ(run_simdiff_status(common + (base / "full").string()), 0);
+  std::vector<double> full = metric_losses(base / "full" / "metrics.jsonl");
   ASSERT_EQ(full.size(), 24u);
 
   // SIGKILL the run after step 10: past the checkpoint at step 8, mid-way to the next one.
   fs::path killed = base / "killed";
   std::string env = "SIMDIFF_FAULT_KILL_AT=step:10 ";
   EXPECT_NE(std::system((env + SIMDIFF_BINARY + " " + common + killed.string() + " 2>/dev/null").c_str()), 0);
-  ASSERT_EQ(losses(killed / "metrics.jsonl").size(), 10u);
-  ASSERT_EQ(run(common + killed.string() + " --resume"), 0);
-  std::vector<double> resumed = losses(killed / "metrics.jsonl");
+  ASSERT_EQ(metric_losses(killed / "metrics.jsonl").size(), 10u);
+  ASSERT_EQ(run_simdiff_status(common + killed.string() + " --resume"), 0);
+  std::vector<double> resumed = metric_losses(killed / "metrics.jsonl");
   ASSERT_EQ(resumed.size(), full.size());
   for (size_t i = 0; i < full.size(); ++i) EXPECT_EQ(resumed[i], full[i]) << "step " << i + 1;
   fs::remove_all(base);

@@ -166,12 +166,10 @@ void conv_backward_t(GradCall& c) {
   ConvDims d = conv_dims(x, w, c.attrs);
   int64_t hw = d.hw(), ckk = d.ckk(), chw = d.C * d.H * d.W, nb = d.chunk();
   const Tensor &dx = c.grad_in[0], &dw = c.grad_in[1];
-  Tensor col, dcol, dw_acc;
+  Tensor col, dcol;
   if (dw.defined() && !d.direct()) col = Tensor::empty({nb, ckk, hw}, dt, Device::CUDA);
   if (dx.defined() && !d.direct()) dcol = Tensor::empty({nb, ckk, hw}, DType::F32, Device::CUDA);
-  // dW sums one GEMM per image: in f32, rounded once at the end when bf16.
-  if (dw.defined())
-    dw_acc = dt == DType::F32 ? dw : Tensor::empty(dw.shape(), DType::F32, Device::CUDA);
+  Accumulator dw_sum(dw);  // dW sums one GEMM per image: in f32, rounded once at the end
   for (int64_t b0 = 0; b0 < d.B; b0 += nb) {
     int64_t n = std::min(nb, d.B - b0);
     if (dw.defined()) {
@@ -181,7 +179,7 @@ void conv_backward_t(GradCall& c) {
         GemmMat src =
             d.direct() ? gemm_mat(x, hw, 0, (b0 + i) * chw) : gemm_mat(col, hw, 0, i * ckk * hw);
         gemm(1, false, true, d.O, ckk, hw, gemm_mat(g, hw, 0, (b0 + i) * d.O * hw), src,
-             b0 + i ? 1.f : 0.f, gemm_mat(dw_acc, ckk));
+             b0 + i ? 1.f : 0.f, gemm_mat(dw_sum.acc, ckk));
       }
     }
     if (dx.defined()) {
@@ -197,7 +195,7 @@ void conv_backward_t(GradCall& c) {
       }
     }
   }
-  if (dw.defined() && dw_acc.raw() != dw.raw()) dw.convert_from(dw_acc);
+  dw_sum.finish();
   if (const Tensor& db = c.grad_in[2]; db.defined())
     dispatch_f32_bf16("conv2d", db, [&](auto bt) {
       using DB = decltype(bt);

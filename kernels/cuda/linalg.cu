@@ -11,19 +11,6 @@ namespace {
 
 using namespace cuda;  // gemm, and pack8.cuh's f32/bf16 element access
 
-// An f32 buffer to accumulate `t`'s value into when t is bf16 (several GEMMs summed with beta = 1
-// must round once, at the end), t itself when it is f32; finish() rounds it into t.
-struct Accumulator {
-  Tensor t, acc;
-  explicit Accumulator(const Tensor& out)
-      : t(out),
-        acc(out.dtype() == DType::F32 ? out
-                                      : Tensor::empty(out.shape(), DType::F32, Device::CUDA)) {}
-  void finish() const {
-    if (acc.raw() != t.raw()) t.convert_from(acc);
-  }
-};
-
 void matmul_forward(OpCall& c) {
   const Tensor &a = c.in[0], &b = c.in[1];
   if (a.dtype() != b.dtype()) return sd::run_widened(c, matmul_forward);

@@ -48,27 +48,12 @@ __global__ void __launch_bounds__(kLnWarps * 32)
   SD_DYNAMIC_SHARED(float4, smem4);
   int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   T* row_cache = reinterpret_cast<T*>(smem4) + size_t(warp) * C;
-  float inv_c = 1.f / float(C);
   for (int64_t r = int64_t(blockIdx.x) * kLnWarps + warp; r < rows;
        r += int64_t(gridDim.x) * kLnWarps) {
     const T* xr = x + r * C;
-    // Each lane reads back only the cache slots it wrote itself: no barrier needed.
     const T* src = cache ? row_cache : xr;
-    float s = 0.f, q = 0.f, v[W];
-    for (int i = lane * W; i < C; i += 32 * W) {
-      Chunk<T, W> c = chunk_at<W>(xr, i);
-      if (cache) chunk_at<W>(row_cache, i) = c;
-      widen(c, v);
-#pragma unroll
-      for (int e = 0; e < W; ++e) s += v[e];
-    }
-    float m = warp_sum(s) * inv_c;
-    for (int i = lane * W; i < C; i += 32 * W) {
-      load<W>(src, i, v);
-#pragma unroll
-      for (int e = 0; e < W; ++e) q += sq(v[e] - m);
-    }
-    float rs = rsqrtf(warp_sum(q) * inv_c + eps);
+    float v[W];
+    auto [m, rs] = row_moments<W>(xr, row_cache, cache, C, eps);
     for (int i = lane * W; i < C; i += 32 * W) {
       float gm[W], bt[W];
       load<W>(src, i, v);

@@ -90,29 +90,45 @@ __device__ __forceinline__ void store(T* base, int64_t i, const float (&in)[W]) 
 
 __device__ __forceinline__ float sq(float v) { return v * v; }
 
-// The mean and 1/sqrt(variance + eps) of one group's n values at xs, by the whole block: a pass
-// that sums them (copying them into the shared-memory cache when `cache`), then one over the
-// squared deviations (from the cache: each thread re-reads only its own slots). Two passes, not
-// one of sums and squares, so a large mean does not cancel the variance.
-template <int W, class T>
-__device__ __forceinline__ float2 group_moments(const T* xs, T* cached, bool cache, int n,
-                                                float eps, float* red) {
+// The mean and 1/sqrt(variance + eps) of the n values at xs, by the threads that share them (a
+// warp for a layer-norm row, a block for a group): this thread takes chunks first, first + step,
+// ..., and `sum` adds a value over all of them. A pass that sums the values (copying them into
+// the shared-memory cache when `cache`), then one over the squared deviations (from the cache:
+// each thread re-reads only its own slots, so no barrier). Two passes, not one of sums and
+// squares, so a large mean does not cancel the variance.
+template <int W, class T, class Sum>
+__device__ __forceinline__ float2 moments(const T* xs, T* cached, bool cache, int n, int first,
+                                          int step, float eps, Sum sum) {
   const T* src = cache ? cached : xs;
   float inv_n = 1.f / float(n), s = 0.f, q = 0.f, v[W];
-  for (int i = threadIdx.x * W; i < n; i += blockDim.x * W) {
+  for (int i = first; i < n; i += step) {
     Chunk<T, W> c = chunk_at<W>(xs, i);
     if (cache) chunk_at<W>(cached, i) = c;
     widen(c, v);
 #pragma unroll
     for (int e = 0; e < W; ++e) s += v[e];
   }
-  float m = block_sum(s, red) * inv_n;
-  for (int i = threadIdx.x * W; i < n; i += blockDim.x * W) {
+  float m = sum(s) * inv_n;
+  for (int i = first; i < n; i += step) {
     load<W>(src, i, v);
 #pragma unroll
     for (int e = 0; e < W; ++e) q += sq(v[e] - m);
   }
-  return make_float2(m, rsqrtf(block_sum(q, red) * inv_n + eps));
+  return make_float2(m, rsqrtf(sum(q) * inv_n + eps));
+}
+// A layer-norm row, by one warp.
+template <int W, class T>
+__device__ __forceinline__ float2 row_moments(const T* xr, T* cached, bool cache, int C,
+                                              float eps) {
+  return moments<W>(xr, cached, cache, C, int(threadIdx.x % 32) * W, 32 * W, eps,
+                    [](float v) { return warp_sum(v); });
+}
+// A group-norm group, by the whole block (`red`: block_sum's 32 floats of shared memory).
+template <int W, class T>
+__device__ __forceinline__ float2 group_moments(const T* xs, T* cached, bool cache, int n,
+                                                float eps, float* red) {
+  return moments<W>(xs, cached, cache, n, int(threadIdx.x) * W, int(blockDim.x) * W, eps,
+                    [red](float v) { return block_sum(v, red); });
 }
 
 // ---- host side

@@ -75,6 +75,21 @@ T* ptr(const Tensor& t) {
   else return reinterpret_cast<bf16*>(t.data<uint16_t>());
 }
 
+// An f32 buffer to accumulate `t`'s value into when t is bf16 (several GEMMs summed with beta = 1
+// must round once, at the end), t itself when it is f32 (or undefined: nothing to sum); finish()
+// rounds it into t.
+struct Accumulator {
+  Tensor t, acc;
+  explicit Accumulator(const Tensor& out)
+      : t(out),
+        acc(!out.defined() || out.dtype() == DType::F32
+                ? out
+                : Tensor::empty(out.shape(), DType::F32, Device::CUDA)) {}
+  void finish() const {
+    if (t.defined() && acc.raw() != t.raw()) t.convert_from(acc);
+  }
+};
+
 // f(T{}) with T the element type of t: float or bf16; an undefined tensor (an output gradient
 // that does not flow) and other dtypes are refused naming op.
 template <class F>
