@@ -14,10 +14,10 @@ NoGradGuard::~NoGradGuard() { g_grad_enabled = prev_; }
 bool grad_enabled() { return g_grad_enabled; }
 
 Variable::Variable(Tensor value, bool requires_grad, std::string name)
-    : p_(std::make_shared<VarImpl>()) {
-  p_->value = std::move(value);
-  p_->requires_grad = requires_grad;
-  p_->name = std::move(name);
+    : h_(std::make_shared<Handle>(std::make_shared<VarImpl>())) {
+  p().value = std::move(value);
+  p().requires_grad = requires_grad;
+  p().name = std::move(name);
 }
 
 std::vector<Variable> apply(const std::string& name, const std::vector<Variable>& inputs,
@@ -40,8 +40,9 @@ std::vector<Variable> apply(const std::string& name, const std::vector<Variable>
     node->attrs = attrs;
     node->saved_in = std::move(in);
     for (auto& v : inputs) node->inputs.push_back(v.defined() ? v.impl() : nullptr);
+    for (auto& v : res) node->saved_out.push_back(v.value());
+    keep_saved(def, node->saved_in, node->saved_out);  // what the backward reads, no more
     for (auto& v : res) {
-      node->saved_out.push_back(v.value());
       node->outputs.push_back(v.impl());
       v.impl()->node = node;
     }

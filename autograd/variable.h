@@ -1,5 +1,5 @@
 // Reverse-mode autograd. A Variable is a tensor plus, when it needs a gradient, the Node of the
-// op that produced it. Ops record Nodes through apply() (autograd/apply.cpp) which runs the
+// op that produced it. Ops record Nodes through apply() (autograd/tape.cpp) which runs the
 // registry's forward and saves what its backward needs; backward() walks the Nodes in reverse
 // topological order, calls each op's hand-written backward and accumulates into the inputs.
 #pragma once
@@ -24,34 +24,48 @@ struct VarImpl {
   std::string name;
 };
 
+// A Variable is a handle. Copies share one VarImpl, which the graph keeps too (each Node holds its
+// inputs', to accumulate their gradients), but the value belongs to the handles alone: when the
+// last Variable naming a VarImpl goes, its value drops to a shape-only tensor. So an activation
+// lives while the model code holds it or a Node saved it for its backward (OpDef::saved), not
+// for as long as the graph does.
 class Variable {
  public:
   Variable() = default;
   explicit Variable(Tensor value, bool requires_grad = false, std::string name = "");
 
-  bool defined() const { return p_ != nullptr; }
-  const Tensor& value() const { return p_->value; }
-  const Tensor& grad() const { return p_->grad; }
-  const Shape& shape() const { return p_->value.shape(); }
-  DType dtype() const { return p_->value.dtype(); }
-  int64_t dim(int i) const { return p_->value.dim(i); }
-  bool requires_grad() const { return p_ && p_->requires_grad; }
-  bool is_leaf() const { return !p_->node; }
-  const std::string& name() const { return p_->name; }
+  bool defined() const { return h_ != nullptr; }
+  const Tensor& value() const { return p().value; }
+  const Tensor& grad() const { return p().grad; }
+  const Shape& shape() const { return p().value.shape(); }
+  DType dtype() const { return p().value.dtype(); }
+  int64_t dim(int i) const { return p().value.dim(i); }
+  bool requires_grad() const { return h_ && p().requires_grad; }
+  bool is_leaf() const { return !p().node; }
+  const std::string& name() const { return p().name; }
 
-  void set_grad(Tensor g) { p_->grad = std::move(g); }
-  void set_value(Tensor v) { p_->value = std::move(v); }
+  void set_grad(Tensor g) { p().grad = std::move(g); }
+  void set_value(Tensor v) { p().value = std::move(v); }
   void retain_grad(std::string name) {
-    p_->retain_grad = true;
-    p_->name = std::move(name);
+    p().retain_grad = true;
+    p().name = std::move(name);
   }
-  Variable detach() const { return Variable(p_->value); }
+  Variable detach() const { return Variable(p().value); }
 
-  const std::shared_ptr<VarImpl>& impl() const { return p_; }
-  explicit Variable(std::shared_ptr<VarImpl> p) : p_(std::move(p)) {}
+  const std::shared_ptr<VarImpl>& impl() const { return h_->impl; }
 
  private:
-  std::shared_ptr<VarImpl> p_;
+  struct Handle {
+    std::shared_ptr<VarImpl> impl;
+    explicit Handle(std::shared_ptr<VarImpl> p) : impl(std::move(p)) {}
+    Handle(const Handle&) = delete;
+    Handle& operator=(const Handle&) = delete;
+    ~Handle() {  // (a VarImpl no Node holds goes with its value anyway)
+      if (impl.use_count() > 1 && impl->value.defined()) impl->value = impl->value.shape_only();
+    }
+  };
+  VarImpl& p() const { return *h_->impl; }
+  std::shared_ptr<Handle> h_;
 };
 
 // What an op recorded: the op (or a view's own backward), its attributes, the saved forward

@@ -1,5 +1,6 @@
 #include "kernels/registry.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <mutex>
@@ -37,6 +38,22 @@ Registry& Registry::get() {
 
 void Registry::add(OpDef def) {
   SD_CHECK(find(def.name) == nullptr, "Registry: op '", def.name, "' registered twice");
+  bool all = def.saved == std::vector<std::string>{"*"};
+  auto mask = [&](const auto& specs) {
+    std::vector<bool> m;
+    for (auto& s : specs)
+      m.push_back(all || std::find(def.saved.begin(), def.saved.end(), s.name) != def.saved.end());
+    return m;
+  };
+  def.saved_in = mask(def.inputs);
+  def.saved_out = mask(def.outputs);
+  for (auto& n : def.saved) {
+    auto named = [&](const auto& specs) {
+      return std::any_of(specs.begin(), specs.end(), [&](auto& s) { return s.name == n; });
+    };
+    SD_CHECK(all || named(def.inputs) || named(def.outputs), "Registry: op '", def.name,
+             "' saves '", n, "', which is none of its inputs or outputs");
+  }
   ops_.push_back(std::move(def));
 }
 
@@ -68,6 +85,7 @@ nlohmann::json Registry::describe() const {
     j["name"] = d.name;
     j["doc"] = d.doc;
     j["differentiable"] = d.differentiable();
+    if (d.differentiable()) j["saved"] = saved_names(d);
     j["backends"] = nlohmann::json::array({"cpu"});
     if (d.cuda.forward) j["backends"].push_back("cuda");
     j["bf16_native"] = nlohmann::json::array();  // the others compute bf16 calls in f32
@@ -152,7 +170,9 @@ bool holds_bf16(const std::vector<Tensor>& v) {
 std::vector<Tensor> widened(const std::vector<Tensor>& v) {
   std::vector<Tensor> r;
   for (const Tensor& t : v)
-    r.push_back(t.defined() && t.dtype() == DType::BF16 ? t.to(DType::F32) : t);
+    r.push_back(!t.defined() || t.dtype() != DType::BF16 ? t
+                : t.has_data() ? t.to(DType::F32)
+                               : Tensor::shape_only(t.shape(), DType::F32, t.device()));
   return r;
 }
 
@@ -250,6 +270,22 @@ std::vector<Tensor> run_forward_on(Device device, const std::string& name, const
   return std::move(call.out);
 }
 
+std::vector<std::string> saved_names(const OpDef& def) {
+  std::vector<std::string> v;
+  for (size_t i = 0; i < def.inputs.size(); ++i)
+    if (def.saved_in[i]) v.push_back(def.inputs[i].name);
+  for (size_t j = 0; j < def.outputs.size(); ++j)
+    if (def.saved_out[j]) v.push_back(def.outputs[j].name);
+  return v;
+}
+
+void keep_saved(const OpDef& def, std::vector<Tensor>& in, std::vector<Tensor>& out) {
+  for (size_t i = 0; i < in.size() && i < def.saved_in.size(); ++i)
+    if (!def.saved_in[i] && in[i].defined()) in[i] = in[i].shape_only();
+  for (size_t j = 0; j < out.size() && j < def.saved_out.size(); ++j)
+    if (!def.saved_out[j] && out[j].defined()) out[j] = out[j].shape_only();
+}
+
 std::vector<Tensor> run_backward(const std::string& name, const std::vector<Tensor>& in,
                                  const std::vector<Tensor>& out,
                                  const std::vector<Tensor>& grad_out,
@@ -271,6 +307,7 @@ std::vector<Tensor> run_backward(const std::string& name, const std::vector<Tens
                ", got ", grad_out[j].desc());
   Attrs a = resolve_attrs(def, attrs);
   GradCall call{in, out, grad_out, {}, a};
+  keep_saved(def, call.in, call.out);
   for (size_t i = 0; i < in.size(); ++i) {
     bool want = need[i] && in[i].defined() && def.inputs[i].differentiable;
     call.grad_in.push_back(want ? Tensor::empty(in[i].shape(), in[i].dtype(), dev) : Tensor());

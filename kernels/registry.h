@@ -117,6 +117,14 @@ struct OpDef {
   std::vector<InputSpec> inputs;
   std::vector<AttrSpec> attrs;
   std::vector<OutputSpec> outputs;
+  // The inputs and outputs whose values the backward reads, by name; "*" (the default) is all.
+  // The tape keeps only these until the backward runs (PyTorch's saved tensors); of the others it
+  // keeps the shape and dtype (Tensor::shape_only), so an activation no backward reads (an add's
+  // operands, a convolution's output) is freed as soon as the forward is done with it.
+  // run_backward hands every backend shape-only tensors for the rest, so the gradient-check and
+  // parity loops test each op's list on each backend. Registry::add checks the names.
+  std::vector<std::string> saved = {"*"};
+  std::vector<bool> saved_in, saved_out;  // `saved` per input and output, filled by Registry::add
   // Validates inputs and attributes (throws sd::Error naming op, argument, expected, got) and
   // returns the output shapes and dtypes.
   std::function<std::vector<OutMeta>(const std::vector<Tensor>&, const Attrs&)> infer;
@@ -165,7 +173,12 @@ void run_forward_into(const std::string& name, const std::vector<Tensor>& in,
 // Ops with no inputs (random draws) run on `device`.
 std::vector<Tensor> run_forward_on(Device device, const std::string& name,
                                    const Attrs& attrs = Attrs::object());
+// The forward's inputs and outputs as the backward may see them: those the op's OpDef::saved
+// does not name become shape-only tensors (the tape saves these; run_backward passes these).
+void keep_saved(const OpDef& def, std::vector<Tensor>& in, std::vector<Tensor>& out);
+std::vector<std::string> saved_names(const OpDef& def);  // inputs, then outputs, that are kept
 // Gradients of the inputs flagged in `need` (same length as `in`); others come back undefined.
+// The backend sees only what the op's OpDef::saved names (keep_saved).
 std::vector<Tensor> run_backward(const std::string& name, const std::vector<Tensor>& in,
                                  const std::vector<Tensor>& out,
                                  const std::vector<Tensor>& grad_out,

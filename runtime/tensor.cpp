@@ -32,6 +32,7 @@ Storage::Storage(size_t b, Device d) : bytes(b), device(d) {
 }
 
 Storage::~Storage() {
+  if (!ptr) return;
   if (device == Device::CPU) host_free(ptr);
   else device_free(ptr, bytes ? bytes : 1);
 }
@@ -45,6 +46,15 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   t.dtype_ = dtype;
   t.device_ = device;
   t.storage_ = std::make_shared<Storage>(bytes, device);
+  return t;
+}
+
+Tensor Tensor::shape_only(const Shape& shape, DType dtype, Device device) {
+  Tensor t;
+  t.shape_ = shape;
+  t.dtype_ = dtype;
+  t.device_ = device;
+  t.storage_ = std::make_shared<Storage>();
   return t;
 }
 
@@ -237,6 +247,7 @@ std::string Tensor::desc() const {
   std::string dt = dtype_name(dtype_);
   for (auto& c : dt) c = char(std::tolower(c));
   os << dt << shape_str(shape_) << ' ' << device_name(device_);
+  if (!has_data()) os << " (shape only)";
   return os.str();
 }
 

@@ -19,11 +19,13 @@ using Shape = std::vector<int64_t>;
 int64_t shape_numel(const Shape& s);
 std::string shape_str(const Shape& s);
 
-// Owns one allocation; frees it through the allocator of its device.
+// Owns one allocation; frees it through the allocator of its device. A default-constructed
+// Storage holds nothing: the storage of a shape-only tensor.
 struct Storage {
   void* ptr = nullptr;
   size_t bytes = 0;
   Device device = Device::CPU;
+  Storage() = default;
   Storage(size_t bytes, Device device);
   ~Storage();
   Storage(const Storage&) = delete;
@@ -39,8 +41,14 @@ class Tensor {
   static Tensor full(const Shape& shape, double value, DType dtype = DType::F32);  // CPU
   static Tensor from_floats(const std::vector<float>& v, const Shape& shape);       // CPU f32
   static Tensor from_ints(const std::vector<int32_t>& v, const Shape& shape);       // CPU i32
+  // A defined tensor with a shape, a dtype and a device but no data: what the autograd tape keeps
+  // of a tensor that an op's backward does not read (OpDef::saved), so that its memory is freed
+  // as soon as nothing else holds it. Reading its data fails with an error naming it.
+  static Tensor shape_only(const Shape& shape, DType dtype, Device device);
+  Tensor shape_only() const { return shape_only(shape_, dtype_, device_); }
 
   bool defined() const { return storage_ != nullptr; }
+  bool has_data() const { return storage_ && storage_->ptr; }
   const Shape& shape() const { return shape_; }
   int ndim() const { return int(shape_.size()); }
   int64_t dim(int i) const;  // negative counts from the end
@@ -50,7 +58,11 @@ class Tensor {
   Device device() const { return device_; }
   bool is_cpu() const { return device_ == Device::CPU; }
 
-  void* raw() const { return static_cast<char*>(storage_->ptr) + offset_; }
+  void* raw() const {
+    SD_CHECK(has_data(), defined() ? "tensor " + desc() + " has no data: an op's backward reads "
+             "a tensor its OpDef::saved does not name" : "data access to an undefined tensor");
+    return static_cast<char*>(storage_->ptr) + offset_;
+  }
   template <class T>
   T* data() const;  // checks that T matches the dtype
 

@@ -90,6 +90,17 @@ std::string op_section(const OpDef& d, const std::string& family) {
     s += "| `" + o.name + "` | " + cell(o.doc) + " | " +
          (o.differentiable || !d.differentiable() ? "" : "saved for the backward, no gradient") +
          " |\n";
+  if (d.differentiable()) {
+    std::vector<std::string> kept = saved_names(d);
+    std::string list;
+    for (auto& n : kept) list += (list.empty() ? "`" : ", `") + n + "`";
+    s += "\nKept for the backward (OpDef::saved): " +
+         (kept.empty() ? std::string("shapes and dtypes only") : list) +
+         (kept.size() == d.inputs.size() + d.outputs.size() || kept.empty()
+              ? ""
+              : "; of the others only shapes and dtypes") +
+         ".\n";
+  }
   return s + "\n";
 }
 

@@ -51,6 +51,7 @@ void register_cast_ops(Registry& r) {
   // tolerance; the roundings to f32 and bf16 are tested in tests/test_bf16.cpp.
   cast.tests = {{"to f64", {{{3, 5}}}, {{"dtype", "f64"}}}};
   cast.bench_cases = {{"f32 to bf16 64M", {{{64 << 20}}}, {{"dtype", "bf16"}}}};
+  cast.saved = {};
   r.add(std::move(cast));
 }
 

@@ -383,6 +383,7 @@ void register_conv_ops(Registry& r) {
   // lengths here (C*k*k <= 50, O <= 6, B*Ho*Wo <= 84) keep sum |a b| within ~3x the largest
   // output. Truncation-emulated TF32 gives at most 8e-4 on these cases.
   conv.parity_tol = 3e-3;
+  conv.saved = {"x", "w"};
   r.add(std::move(conv));
 
   OpDef s2d{.name = "space_to_depth",
@@ -416,6 +417,7 @@ void register_conv_ops(Registry& r) {
                {"p4", {{{2, 3, 8, 4}}}, {{"p", 4}}},
                {"p1", {{{1, 5, 3, 3}}}, {{"p", 1}}}};
   s2d.bench_cases = {{"patchify p4 [32,3,256,256]", {{{32, 3, 256, 256}}}, {{"p", 4}}}};
+  s2d.saved = {};
   r.add(std::move(s2d));
 
   OpDef d2s{.name = "depth_to_space",
@@ -449,6 +451,7 @@ void register_conv_ops(Registry& r) {
                {"p4", {{{2, 32, 2, 1}}}, {{"p", 4}}},
                {"p3", {{{1, 9, 2, 3}}}, {{"p", 3}}}};
   d2s.bench_cases = {{"unpatchify p4 [32,48,64,64]", {{{32, 48, 64, 64}}}, {{"p", 4}}}};
+  d2s.saved = {};
   r.add(std::move(d2s));
 
   OpDef pool{.name = "avg_pool2d",
@@ -483,6 +486,7 @@ void register_conv_ops(Registry& r) {
                 {"k3", {{{2, 3, 6, 9}}}, {{"k", 3}}},
                 {"k1", {{{1, 3, 2, 5}}}, {{"k", 1}}}};
   pool.bench_cases = {{"k2 [32,128,64,64]", {{{32, 128, 64, 64}}}, {{"k", 2}}}};
+  pool.saved = {};
   r.add(std::move(pool));
 
   OpDef up{.name = "upsample_nearest",
@@ -515,6 +519,7 @@ void register_conv_ops(Registry& r) {
               {"f3", {{{2, 1, 2, 3}}}, {{"factor", 3}}},
               {"f1", {{{1, 3, 2, 2}}}, {{"factor", 1}}}};
   up.bench_cases = {{"f2 [32,128,32,32]", {{{32, 128, 32, 32}}}, {{"factor", 2}}}};
+  up.saved = {};
   r.add(std::move(up));
 }
 

@@ -197,6 +197,7 @@ void register_elementwise_ops(Registry& r) {
   };
   add.cpu.backward = [](GradCall& c) { binary_backward(c, false); };
   add.tests = binary_tests();
+  add.saved = {};
   r.add(std::move(add));
 
   OpDef mul{.name = "mul", .doc = "a * b with NumPy broadcasting. PyTorch: a * b.",
@@ -211,6 +212,7 @@ void register_elementwise_ops(Registry& r) {
   };
   mul.cpu.backward = [](GradCall& c) { binary_backward(c, true); };
   mul.tests = binary_tests();
+  mul.saved = {"a", "b"};
   r.add(std::move(mul));
 
   OpDef scale{.name = "scale", .doc = "s * x for a constant s. PyTorch: s * x.",
@@ -229,6 +231,7 @@ void register_elementwise_ops(Registry& r) {
     unary_backward(c, [s](auto x) { return decltype(x)(s); });
   };
   scale.tests = {{"s=-1.7", {{{3, 5}}}, {{"s", -1.7}}}, {"[3,131]", {{{3, 131}}}, {{"s", 0.3}}}};
+  scale.saved = {"x"};
   r.add(std::move(scale));
 
   OpDef silu{.name = "silu", .doc = "x * sigmoid(x). PyTorch: F.silu.",
@@ -242,6 +245,7 @@ void register_elementwise_ops(Registry& r) {
     });
   };
   silu.tests = {{"", {{{4, 7}, false, -4, 4}}}, {"[3,131]", {{{3, 131}, false, -4, 4}}}};
+  silu.saved = {"x"};
   r.add(std::move(silu));
 
   OpDef gelu{.name = "gelu",
@@ -254,6 +258,7 @@ void register_elementwise_ops(Registry& r) {
     unary_backward(c, [](auto x) { return gelu_cdf(x) + x * gelu_pdf(x); });
   };
   gelu.tests = {{"", {{{4, 7}, false, -4, 4}}}, {"[3,131]", {{{3, 131}, false, -4, 4}}}};
+  gelu.saved = {"x"};
   r.add(std::move(gelu));
 }
 

@@ -100,6 +100,7 @@ void register_embed_ops(Registry& r) {
   emb.tests = {{"V=7 D=5 B=11 (repeats)", {{{7, 5}}, {{11}, true, 0, 6}}},
                {"V=3 D=1 B=2", {{{3, 1}}, {{2}, true, 0, 2}}}};
   emb.bench_cases = {{"classes 1000 x 512, B=256", {{{1000, 512}}, {{256}, true, 0, 999}}}};
+  emb.saved = {"idx"};
   r.add(std::move(emb));
 
   OpDef sine{.name = "sinusoidal_embedding",
@@ -166,6 +167,7 @@ void register_embed_ops(Registry& r) {
                {"dim=16 max_period=100", {{{3}, false, 0, 2}}, {{"dim", 16}, {"max_period", 100.0}}},
                {"timesteps up to 1000", {{{7}, false, 0, 1000}}, {{"dim", 10}}}};
   sine.bench_cases = {{"B=256 dim=512", {{{256}, false, 0, 1000}}, {{"dim", 512}}}};
+  sine.saved = {"x"};
   r.add(std::move(sine));
 
   OpDef drop{.name = "dropout",
@@ -208,6 +210,7 @@ void register_embed_ops(Registry& r) {
                  {{"p", 0.4}, {"seed", 9}, {"offset", 2}, {"first", 6}}}};
   drop.bench_cases = {{"[32,256,1024] p=0.1", {{{32, 256, 1024}}},
                        {{"p", 0.1}, {"seed", 1}, {"offset", 0}}}};
+  drop.saved = {};
   r.add(std::move(drop));
 }
 

@@ -326,6 +326,7 @@ void register_fused_ops(Registry& r) {
   gn.bench_cases = {gcase("B=32 C=64 32x32 G=32", {32, 64, 32, 32}, 32, true)};
   // As group_norm: fp32 block reductions in another order, rsqrtf, sums over the batch.
   gn.parity_tol = 1e-4;
+  gn.saved = {"x", "gamma", "beta", "scale", "shift", "mean", "rstd"};
   r.add(std::move(gn));
 
   OpDef ln{.name = "layer_norm_mod",
@@ -388,6 +389,7 @@ void register_fused_ops(Registry& r) {
   // As layer_norm: fp32 warp reductions, rsqrtf, dgamma/dbeta and dscale/dshift summed over
   // tokens in another order.
   ln.parity_tol = 1e-4;
+  ln.saved = {"x", "gamma", "beta", "scale", "shift", "mean", "rstd"};
   r.add(std::move(ln));
 
   OpDef bg{.name = "bias_gelu",
@@ -428,6 +430,7 @@ void register_fused_ops(Registry& r) {
   bg.bench_cases = {bcase("32x256x2048", {32, 256, 2048})};
   // db sums over rows in another order (sequential double vs fp32 trees); erff vs std::erf.
   bg.parity_tol = 2e-5;
+  bg.saved = {"x", "b"};
   r.add(std::move(bg));
 }
 

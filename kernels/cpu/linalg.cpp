@@ -237,6 +237,7 @@ void register_linalg_ops(Registry& r) {
                      {{"trans_a", false}, {"trans_b", true}}}};
   mm.flops = matmul_flops;
   mm.parity_tol = tf32_tol;
+  mm.saved = {"a", "b"};
   r.add(std::move(mm));
 
   OpDef lin{.name = "linear",
@@ -261,6 +262,7 @@ void register_linalg_ops(Registry& r) {
     return 2.0 * double(in[0].numel()) * double(in[1].dim(0));
   };
   lin.parity_tol = tf32_tol;
+  lin.saved = {"x", "w"};
   r.add(std::move(lin));
 }
 

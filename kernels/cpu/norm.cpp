@@ -335,6 +335,7 @@ void register_norm_ops(Registry& r) {
   // fp32 statistics reduced in another order (warp trees vs sequential double), rsqrtf, and
   // dgamma/dbeta summed over every row in a different order: a few ulp of the largest value.
   ln.parity_tol = 1e-4;
+  ln.saved = {"x", "gamma", "mean", "rstd"};
   r.add(std::move(ln));
 
   OpDef gn{.name = "group_norm",
@@ -382,6 +383,7 @@ void register_norm_ops(Registry& r) {
   gn.bench_cases = {gcase("B=32 C=256 32x32 G=32", {32, 256, 32, 32}, 32)};
   // As layer_norm: fp32 block reductions in another order, rsqrtf, dgamma summed over the batch.
   gn.parity_tol = 1e-4;
+  gn.saved = {"x", "gamma", "mean", "rstd"};
   r.add(std::move(gn));
 
   OpDef ss{
@@ -439,6 +441,7 @@ void register_norm_ops(Registry& r) {
                     scase("nlc 32x256x1024", {32, 256, 1024}, "nlc")};
   // dscale/dshift sum over positions in another order (sequential double vs fp32 trees).
   ss.parity_tol = 2e-5;
+  ss.saved = {"x", "scale"};
   r.add(std::move(ss));
 }
 

@@ -71,6 +71,7 @@ OpDef total_def(const std::string& name, const std::string& doc, bool mean) {
   };
   d.cpu.forward = [mean](OpCall& c) { total_forward(c, mean); };
   d.cpu.backward = [mean](GradCall& c) { total_backward(c, mean); };
+  d.saved = {};
   // [5000]: more than one block's share (4096) of the CUDA kernel, so its partials are added
   d.tests = {{"[3,5,7]", {{{3, 5, 7}}}}, {"[13]", {{{13}}}}, {"scalar", {{Shape{}}}},
              {"[2,3,1,9]", {{{2, 3, 1, 9}}}}, {"[5000]", {{{5000}}}}};
@@ -145,6 +146,7 @@ void register_reduce_ops(Registry& r) {
                // rows of whole 8-element packs: the CUDA forward's 16-byte path
                {"B=2 [2,4,8,8]", {{{2, 4, 8, 8}}, {{2, 4, 8, 8}}}}};
   mse.bench_cases = {{"[64,3,64,64]", {{{64, 3, 64, 64}}, {{64, 3, 64, 64}}}}};
+  mse.saved = {"a", "b"};
   r.add(std::move(mse));
 }
 

@@ -142,6 +142,7 @@ void register_shape_ops(Registry& r) {
                   {"nchw channels", {{{2, 3, 3, 5}}, {{2, 1, 3, 5}}}, {{"axis", 1}}}};
   concat.bench_cases = {{"skip [32,256,16,16] x2", {{{32, 256, 16, 16}}, {{32, 256, 16, 16}}},
                          {{"axis", 1}}}};
+  concat.saved = {};
   r.add(std::move(concat));
 
   OpDef split{.name = "split",
@@ -191,6 +192,7 @@ void register_shape_ops(Registry& r) {
                  {"axis=0", {{{5, 3}}}, {{"first", 1}, {"axis", 0}}},
                  {"nchw channels", {{{2, 6, 3, 5}}}, {{"first", 2}, {"axis", 1}}}};
   split.bench_cases = {{"[32,512,16,16] halves", {{{32, 512, 16, 16}}}, {{"first", 256}, {"axis", 1}}}};
+  split.saved = {};
   r.add(std::move(split));
 
   OpDef permute{.name = "permute",
@@ -247,6 +249,7 @@ void register_shape_ops(Registry& r) {
   permute.bench_cases = {
       {"nchw->tokens [32,256,16,16]", {{{32, 256, 16, 16}}}, {{"perm", {0, 2, 3, 1}}}},
       {"tokens->nchw [32,16,16,256]", {{{32, 16, 16, 256}}}, {{"perm", {0, 3, 1, 2}}}}};
+  permute.saved = {};
   r.add(std::move(permute));
 }
 

@@ -114,6 +114,7 @@ void register_wavelet_ops(Registry& r) {
                    {"W=10", {{{1, 5, 2, 10}, false, -2, 2}}},
                    {"W=32", {{{1, 2, 4, 32}, false, -2, 2}}}};
   dwt_def.bench_cases = {{"32x3x512x512", {{{32, 3, 512, 512}}}}};
+  dwt_def.saved = {};
   r.add(std::move(dwt_def));
 
   OpDef idwt_def{.name = "haar_idwt",
@@ -138,6 +139,7 @@ void register_wavelet_ops(Registry& r) {
                     {"1x1", {{{1, 4, 1, 1}, false, -2, 2}}},
                     {"w=8", {{{1, 8, 2, 8}, false, -2, 2}}}};
   idwt_def.bench_cases = {{"32x12x256x256", {{{32, 12, 256, 256}}}}};
+  idwt_def.saved = {};
   r.add(std::move(idwt_def));
 }
 
